@@ -1,0 +1,3 @@
+from pach_airflow.cli import run
+
+run()
