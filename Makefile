@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 VENV := .venv/bin
 
-.PHONY: setup demo test lock bench golden lint
+.PHONY: setup demo demo-stop test lock bench golden lint
 
 setup:
 	scripts/setup.sh
@@ -27,3 +27,8 @@ lint:
 
 bench:
 	for b in bench/*.py; do echo "== $$b"; $(VENV)/python $$b || exit 1; done
+
+demo-stop:
+	@if [ -f .demo/airflow.pid ]; then kill -TERM -- -$$(cat .demo/airflow.pid) 2>/dev/null || true; \
+	  sleep 5; kill -KILL -- -$$(cat .demo/airflow.pid) 2>/dev/null || true; rm -f .demo/airflow.pid; \
+	  echo "Airflow stopped; the data stays in .demo/"; else echo "no demo running"; fi
