@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
-apt_pkgs=(busybox-static util-linux)
+apt_pkgs=(busybox-static util-linux curl iproute2 make)
 [ $want_test = 1 ] && apt_pkgs+=(podman runc mmdebstrap uidmap chromium)
 
 missing=()

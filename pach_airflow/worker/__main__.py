@@ -1,0 +1,9 @@
+"""``python -m pach_airflow.worker [--store URL] stage|upload|run-set ...`` = ``pach-airflow worker ...``."""
+
+import sys
+
+from pach_airflow.cli import main
+
+args = sys.argv[1:]
+head = args[:2] if args[:1] == ["--store"] else []
+sys.exit(main([*head, "worker", *args[len(head):]]))

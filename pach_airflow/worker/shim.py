@@ -1,0 +1,282 @@
+"""The per-datum loop: a POSIX shell script run by a static busybox, generated from a transform.
+
+Owns: turning a pipeline's ``transform`` (cmd, stdin, err_cmd, err_stdin, env, working_dir,
+accept_return_code) plus ``datum_tries`` and ``datum_timeout`` into ``WORK/shim.sh``; the exact
+behaviour Pachyderm's worker has around user code (``datum.go`` WithDatum/run, ``driver.go``
+RunUserCode, ``driver_unix.go`` linkData) lives in that script.
+
+Why a shell script and not Python: the script runs *inside the user's image*, which may have no shell,
+no Python, nothing of ours. The init container (or the local runner) puts a static busybox at
+``WORK/bin/busybox``; the script calls only ``$BB <applet>`` for its own needs, never bare ``mv`` or
+``sh``, so it works with any ``PATH``. The user's ``cmd`` is exec'd directly (no shell) with the
+``PATH`` of the image/environment, exactly as Pachyderm does.
+
+Per datum ``n`` (``WORK/datums/n``), the script:
+
+1. skips the datum if ``state`` exists (a restarted container resumes where it stopped);
+2. per attempt (``datum_tries`` in total, Pachyderm's ``WithRetry(tries-1)``): clears ``/pfs``,
+   symlinks ``/pfs/<input>`` to the staged inputs, writes ``/pfs/.env``, makes an empty ``/pfs/out``
+   (a fresh one per attempt, as Pachyderm's ``withData`` does), runs ``cmd`` with ``stdin`` in its own
+   session (so a timeout, and the end of the code, kill its whole process group), then ``err_cmd``
+   after a failed attempt. ``datum_timeout`` bounds the attempt, err_cmd included (Pachyderm runs the
+   recovery callback under the same context);
+3. records the state: SUCCESS, or RECOVERED when the last attempt failed but an ``err_cmd`` succeeded
+   (Pachyderm's flag is sticky across attempts: ``datum.go`` run sets it, ``handleFailed`` reads it),
+   or FAILED; moves ``/pfs/out`` to ``out/``; writes ``tries``, ``reason``, ``timing``; appends to ``log``
+   lines like Pachyderm's ("errored running user code after 1.02s: exit status 1").
+
+At the end it writes ``WORK/done``. The shim's own exit status is 0 unless it could not work at all
+(no ``/pfs``, no busybox): a failed datum is a result, not a crash.
+"""
+
+from __future__ import annotations
+
+import math
+import shlex
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pach_airflow.errors import SpecError
+
+__all__ = ["ShimConfig", "render_shim", "shim_config", "timeout_seconds"]
+
+def timeout_seconds(value: Any) -> float | None:
+    """Seconds of ``datum_timeout`` (protobuf JSON duration ``"600s"``, parsed by
+    :func:`pach_airflow.spec.parse_duration`; a number of seconds or a timedelta also do).
+    ``None``, empty or zero means no timeout."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        secs = float(value)
+    else:
+        from pach_airflow.spec import parse_duration
+
+        try:
+            secs = parse_duration(value).total_seconds()
+        except ValueError as exc:
+            raise SpecError(f"datum_timeout: {exc}") from None
+    return secs if secs > 0 else None
+
+
+class ShimConfig:
+    """What the shim needs from a spec, checked and normalised (plain values, no pydantic)."""
+
+    def __init__(self, *, cmd: Sequence[str], stdin: Sequence[str] | None = None,
+                 err_cmd: Sequence[str] | None = None, err_stdin: Sequence[str] | None = None,
+                 working_dir: str = "", accept_return_code: Sequence[int] = (), datum_tries: int = 3,
+                 datum_timeout: float | None = None, user_prefix: Sequence[str] = (),
+                 pfs_root: str = "/pfs"):
+        if not cmd:
+            # driver.go: "no command specified"
+            raise SpecError("transform.cmd: no command specified (Pachyderm execs cmd directly; "
+                            "write e.g. [\"sh\"] with transform.stdin for a script)")
+        self.cmd = [str(c) for c in cmd]
+        self.stdin = None if stdin is None else [str(s) for s in stdin]
+        self.err_cmd = [str(c) for c in err_cmd] if err_cmd else None
+        self.err_stdin = None if err_stdin is None else [str(s) for s in err_stdin]
+        self.working_dir = working_dir or ""
+        self.accept_return_code = sorted({int(c) for c in accept_return_code or ()} - {0})
+        if int(datum_tries) < 1:
+            raise SpecError(f"datum_tries: {datum_tries} must be at least 1 (total attempts per datum)")
+        self.datum_tries = int(datum_tries)
+        self.datum_timeout = datum_timeout
+        self.user_prefix = list(user_prefix)
+        if not pfs_root.startswith("/") or pfs_root.rstrip("/") == "":
+            raise ValueError(f"pfs_root must be an absolute directory, not {pfs_root!r}")
+        self.pfs_root = pfs_root.rstrip("/")
+
+    @staticmethod
+    def stdin_bytes(lines: Sequence[str] | None) -> bytes | None:
+        """driver.go: stdin lines joined with newlines plus a trailing newline."""
+        if lines is None:
+            return None
+        return ("\n".join(lines) + "\n").encode()
+
+
+def shim_config(spec: Mapping[str, Any], *, user_prefix: Sequence[str] = (), pfs_root: str = "/pfs") -> ShimConfig:
+    """A :class:`ShimConfig` from a normalised spec dict (``spec.dump_spec`` output, snake_case)."""
+    t = spec.get("transform") or {}
+    tries = spec.get("datum_tries")
+    return ShimConfig(
+        cmd=t.get("cmd") or [],
+        # An empty list is no stdin at all, as in Pachyderm (proto: empty repeated == nil).
+        stdin=t.get("stdin") or None,
+        err_cmd=t.get("err_cmd") or None,
+        err_stdin=t.get("err_stdin") or None,
+        working_dir=t.get("working_dir") or "",
+        accept_return_code=t.get("accept_return_code") or (),
+        datum_tries=3 if tries in (None, 0) else int(tries),
+        datum_timeout=timeout_seconds(spec.get("datum_timeout")),
+        user_prefix=user_prefix,
+        pfs_root=pfs_root,
+    )
+
+
+def _q(s: str) -> str:
+    return shlex.quote(s)
+
+
+def _words(items: Sequence[str]) -> str:
+    return " ".join(_q(i) for i in items)
+
+
+def render_shim(cfg: ShimConfig, n_datums: int, *, title: str = "") -> str:
+    """The text of ``WORK/shim.sh`` for ``n_datums`` datums staged as ``WORK/datums/0..n-1``.
+
+    Every user string goes through :func:`shlex.quote`. Stdin texts are not in the script: stage writes
+    them to ``WORK/stdin`` and ``WORK/err_stdin`` (see :func:`pach_airflow.worker.stage.write_shim`).
+    """
+    timeout = "" if cfg.datum_timeout is None else str(max(1, math.ceil(cfg.datum_timeout)))
+    accept = "|".join(["0", *(str(c) for c in cfg.accept_return_code)])
+    cmd_words = _words([*cfg.user_prefix, *cfg.cmd])
+    err_words = _words([*cfg.user_prefix, *cfg.err_cmd]) if cfg.err_cmd else ""
+    header = f"# {title}\n" if title else ""
+    # The script body. Shell variables used throughout:
+    #   W work dir, BB busybox, P /pfs, d the datum dir, t0 attempt start (centiseconds)
+    return f"""# Generated by pach_airflow.worker.shim: the per-datum loop. Run as: WORK/bin/busybox sh WORK/shim.sh
+{header}# Calls only $BB applets for its own needs, so it runs in images without a shell.
+case "$0" in */*) W="${{0%/*}}" ;; *) W=. ;; esac
+W=$(cd "$W" && pwd) || exit 70
+BB="$W/bin/busybox"
+P={_q(cfg.pfs_root)}
+N={int(n_datums)}
+TRIES={cfg.datum_tries}
+TIMEOUT={timeout}
+HAS_STDIN={1 if cfg.stdin is not None else 0}
+HAS_ERR_STDIN={1 if cfg.err_stdin is not None else 0}
+WORKING_DIR={_q(cfg.working_dir)}
+
+if [ ! -x "$BB" ]; then echo "shim: $BB is missing: run 'pach-airflow worker stage' first" >&2; exit 70; fi
+if [ ! -d "$P" ] || [ ! -w "$P" ]; then
+  echo "shim: $P must be an existing, writable directory (an emptyDir volume, or the local runner's mount)" >&2
+  exit 70
+fi
+
+# Epoch time in centiseconds: busybox date has no %N, so /proc/uptime gives the fraction.
+E0=$($BB date +%s)
+up() {{ read -r _u _rest < /proc/uptime 2>/dev/null || {{ _u=$(( ($($BB date +%s) - E0) * 100 + U0 )); return; }}; _u="${{_u%.*}}${{_u#*.}}"; }}
+U0=0; up; U0=$_u
+now() {{ up; _now=$(( E0 * 100 + _u - U0 )); }}
+fmt() {{ printf '%d.%02d' $(( $1 / 100 )) $(( $1 % 100 )); }}
+log() {{ now; printf '%s %s\\n' "$(fmt $_now)" "$*" >> "$d/log"; }}
+
+accepted() {{ case "$1" in {accept}) return 0 ;; esac; return 1; }}
+
+clear_pfs() {{
+  for _e in "$P"/* "$P"/.[!.]* "$P"/..?*; do
+    if [ -e "$_e" ] || [ -L "$_e" ]; then $BB rm -rf -- "$_e" || return 1; fi
+  done
+}}
+
+# Makes /pfs look like Pachyderm's for one attempt: inputs linked (driver_unix.go linkData), .env, empty out.
+setup_pfs() {{
+  clear_pfs || return 1
+  for _i in "$d"/pfs/*; do
+    [ -e "$_i" ] || continue
+    $BB ln -s "$_i" "$P/${{_i##*/}}" || return 1
+  done
+  if [ -f "$d/dotenv" ]; then $BB cp "$d/dotenv" "$P/.env" || return 1; fi
+  $BB mkdir "$P/out" || return 1
+  if [ -f "$W/owner" ]; then $BB chown "$($BB cat "$W/owner")" "$P/out" || return 1; fi
+}}
+
+# run_user KIND SECONDS: runs cmd (KIND=cmd) or err_cmd (KIND=err) in its own session with the datum's
+# env, stdin and working dir, killing its process group on timeout and when it exits (driver_unix.go).
+# Sets rc (exit status) and timed_out (1 when the watchdog fired).
+run_user() {{
+  _kind=$1; _secs=$2; timed_out=0
+  $BB rm -f "$d/.timed_out"
+  if [ "$_kind" = cmd ]; then _in=/dev/null; [ "$HAS_STDIN" = 1 ] && _in="$W/stdin"
+  else _in=/dev/null; [ "$HAS_ERR_STDIN" = 1 ] && _in="$W/err_stdin"; fi
+  (
+    if [ -n "$WORKING_DIR" ]; then
+      cd "$WORKING_DIR" 2>/dev/null || {{ echo "chdir $WORKING_DIR: no such file or directory" >> "$d/log"; exit 126; }}
+    fi
+    eval "set -- $($BB cat "$d/env")"
+    if [ "$_kind" = cmd ]; then
+      exec $BB setsid $BB env -- "$@" {cmd_words} < "$_in" >> "$d/log" 2>&1
+    else
+      exec $BB setsid $BB env -- "$@" {err_words or "false"} < "$_in" >> "$d/log" 2>&1
+    fi
+  ) &
+  _pid=$!
+  _wd=
+  if [ -n "$_secs" ]; then
+    $BB setsid $BB sh -c '"$1" sleep "$2"; : > "$3"; "$1" kill -KILL "-$4" 2>/dev/null' _ "$BB" "$_secs" "$d/.timed_out" "$_pid" &
+    _wd=$!
+  fi
+  wait "$_pid"; rc=$?
+  if [ -n "$_wd" ]; then $BB kill -KILL "-$_wd" 2>/dev/null; wait "$_wd" 2>/dev/null; fi
+  $BB kill -KILL "-$_pid" 2>/dev/null
+  if [ -e "$d/.timed_out" ]; then timed_out=1; $BB rm -f "$d/.timed_out"; fi
+  return 0
+}}
+
+run_datum() {{
+  d="$W/datums/$1"
+  [ -f "$d/state" ] && return 0
+  now; start=$_now
+  state=FAILED; reason=; recovered=0; try=0
+  while [ "$try" -lt "$TRIES" ]; do
+    try=$((try + 1))
+    if ! setup_pfs; then reason="could not prepare $P for the datum"; log "$reason"; break; fi
+    log "beginning to run user code (attempt $try of $TRIES)"
+    now; t0=$_now
+    run_user cmd "$TIMEOUT"
+    now; el=$(fmt $((_now - t0)))
+    if [ "$timed_out" = 1 ]; then
+      reason="datum_timeout of ${{TIMEOUT}}s exceeded: the process group was killed"
+    elif accepted "$rc"; then
+      log "finished running user code after ${{el}}s"
+      state=SUCCESS; reason=; break
+    elif [ "$rc" = 127 ] || [ "$rc" = 126 ]; then
+      reason="exit status $rc: the command could not be run (not found or not executable; see the log)"
+    else
+      reason="exit status $rc"
+    fi
+    log "errored running user code after ${{el}}s: $reason"
+    {"run_err" if cfg.err_cmd else ":"}
+  done
+  if [ "$state" != SUCCESS ] && [ "$recovered" = 1 ]; then state=RECOVERED; fi
+  $BB rm -rf -- "$d/out"
+  if [ -d "$P/out" ]; then
+    $BB mv -- "$P/out" "$d/out" 2>/dev/null || {{ $BB cp -a -- "$P/out" "$d/out" && $BB rm -rf -- "$P/out"; }}
+  else
+    $BB mkdir -p "$d/out"
+  fi
+  now
+  printf '%s\\n' "$try" > "$d/tries"
+  printf '%s\\n' "$reason" > "$d/reason"
+  printf '%s %s\\n' "$(fmt $start)" "$(fmt $_now)" > "$d/timing"
+  printf '%s\\n' "$state" > "$d/state.tmp" && $BB mv "$d/state.tmp" "$d/state"
+  # The container's / runner's own log shows every datum (Airflow task logs, kubectl logs).
+  echo "== datum $1: $state after $try attempt(s)${{reason:+: $reason}}"
+  $BB cat "$d/log" 2>/dev/null
+}}
+
+# err_cmd after a failed attempt, under what is left of the attempt's datum_timeout.
+run_err() {{
+  if [ "$timed_out" = 1 ]; then log "not running user error handling code: the datum timed out"; return; fi
+  _left=
+  if [ -n "$TIMEOUT" ]; then now; _left=$(( TIMEOUT - (_now - t0) / 100 )); [ "$_left" -lt 1 ] && _left=1; fi
+  log "beginning to run user error handling code"
+  now; _e0=$_now
+  run_user err "$_left"
+  now; _el=$(fmt $((_now - _e0)))
+  if [ "$timed_out" = 0 ] && accepted "$rc"; then
+    recovered=1
+    log "finished running user error handling code after ${{_el}}s"
+  else
+    log "errored running user error handling code after ${{_el}}s: exit status $rc"
+  fi
+}}
+
+n=0
+while [ "$n" -lt "$N" ]; do
+  run_datum "$n"
+  n=$((n + 1))
+done
+clear_pfs
+: > "$W/done"
+exit 0
+"""

@@ -1,0 +1,280 @@
+"""Jobs end to end through the CLI: chains and provenance, failures, crashes, egress, timeouts,
+parallelism, and the job/pipeline commands' output."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from pach_airflow.jobs import find_clash
+
+PFS_DATA = {"pfs": {"repo": "data", "glob": "/*"}}
+
+
+def test_chain_provenance_names_upstream_output_commit(pps):
+    pps.repo("data")
+    pps.put("data", "/a", "1")
+    a = pps.spec("a", PFS_DATA, stdin=["cp /pfs/data/* /pfs/out/"])
+    b = pps.spec("b", {"pfs": {"repo": "a", "glob": "/*"}}, stdin=["for f in /pfs/a/*; do "
+                                                                "cat $f $f > /pfs/out/$(basename $f); done"])
+    a_id, a_job = pps.run(a)
+    b_id, b_job = pps.run(b)
+    assert a_job["state"] == b_job["state"] == "JOB_SUCCESS"
+    assert {"repo": "a", "branch": "master", "id": a_id} in b_job["input_commits"]
+    b_commit = pps.store().inspect_commit("b", b_id)
+    assert b_commit.origin == "AUTO"
+    assert [(p["repo"], p["id"]) for p in b_commit.provenance] == [("a", a_id)]
+    assert b_job["output_commit"] == {"repo": "b", "branch": "master", "id": b_id}
+    # one global id through the chain, as in Pachyderm
+    assert pps.head("data") == a_id == b_id
+    assert pps.files("b") == {"/a": b"11"}
+
+
+def test_missing_command_fails_datum_with_log(pps):
+    pps.repo("data")
+    pps.put("data", "/a", "1")
+    good = pps.spec("p", PFS_DATA, stdin=["cp /pfs/data/* /pfs/out/"])
+    pps.run(good)
+    before = pps.files("p")
+    input_head = pps.head("data")
+    pps.put("data", "/b", "2")
+    input_head = pps.head("data")
+    bad = pps.spec("p", PFS_DATA, cmd=["/no/such/command-xyz", "arg"])
+    pps.pach("update", "pipeline", "-f", str(bad), "--reprocess")
+    job_id, job = pps.run(bad, expect_code=1)
+    assert job["state"] == "JOB_FAILURE"
+    datums = pps.datums("p", job_id)
+    assert {d["state"] for d in datums} == {"FAILED"}
+    assert job["reason"].startswith(f"datum {datums[0]['id']} failed") or "failed" in job["reason"]
+    log = pps.pach("logs", "-p", "p", "-j", job_id, "--datum", datums[0]["id"]).out
+    assert "command-xyz" in log
+    # nothing visible changed: the input branch, and the output's content (its head carries the error)
+    assert pps.head("data") == input_head
+    assert pps.files("p") == before
+    assert pps.commits("p")[0].error == job["reason"]
+
+
+def test_runner_sigkill_mid_job_then_rerun(pps, tmp_path):
+    pps.repo("data")
+    pps.commit("data", [{"put": f"/f{i}", "content": str(i)} for i in range(6)])
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    spec = pps.spec("p", PFS_DATA, stdin=[f"touch {marks}/$PACH_DATUM_ID", "cp /pfs/data/* /pfs/out/",
+                                          "sleep 0.5"])
+    proc = subprocess.Popen([sys.executable, "-m", "pach_airflow", "--store", pps.pach.store_url, "run",
+                             "pipeline", "-f", str(spec)], start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while len(os.listdir(marks)) < 2 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.communicate()
+    os.killpg(proc.pid, signal.SIGKILL)  # the runner and everything it started
+    proc.wait()
+    assert pps.commits("p") == []  # no partial output is visible
+    stale = pps.jobs("p")
+    assert [j["state"] for j in stale] == ["JOB_RUNNING"]
+    job_id, job = pps.run(spec)
+    assert job["state"] == "JOB_SUCCESS" and job["data_total"] == 6
+    assert pps.files("p") == {f"/f{i}": str(i).encode() for i in range(6)}
+    states = {j["id"]: j["state"] for j in pps.jobs("p")}
+    assert states[stale[0]["id"]] == "JOB_KILLED" and states[job_id] == "JOB_SUCCESS"
+
+
+def test_egress_to_file_url(pps, tmp_path):
+    pps.repo("data")
+    pps.commit("data", [{"put": "/a", "content": "A"}, {"put": "/b", "content": "B"}])
+    dest = tmp_path / "egress"
+    spec = pps.spec("p", PFS_DATA, stdin=["mkdir -p /pfs/out/sub", "cp /pfs/data/* /pfs/out/sub/"],
+                    egress={"URL": f"file://{dest}"})
+    _, job = pps.run(spec)
+    assert job["state"] == "JOB_SUCCESS"
+    assert (dest / "sub" / "a").read_text() == "A" and (dest / "sub" / "b").read_text() == "B"
+    eg = job["egress"]
+    assert (eg["state"], eg["files"], eg["bytes"]) == ("SUCCESS", 2, 2)
+    text = pps.pach("inspect", "job", f"p@{job['id']}").out
+    assert f"Egress: SUCCESS file://{dest}" in text
+
+
+def test_egress_failure_fails_job(pps, tmp_path):
+    pps.repo("data")
+    pps.put("data", "/a", "A")
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")  # egress under a regular file cannot create directories
+    spec = pps.spec("p", PFS_DATA, stdin=["cp /pfs/data/* /pfs/out/"],
+                    egress={"object_storage": {"url": f"file://{blocker}/dest"}})
+    _, job = pps.run(spec, expect_code=1)
+    assert job["state"] == "JOB_FAILURE"
+    assert job["reason"].startswith(f"egress to file://{blocker}/dest failed")
+    assert job["egress"]["state"] == "FAILED" and job["egress"]["attempts"] == 4
+    assert pps.files("p") == {}  # the output commit carries the error, not the un-egressed output
+
+
+def test_job_timeout_kills_job(pps):
+    pps.repo("data")
+    pps.commit("data", [{"put": f"/f{i}", "content": str(i)} for i in range(3)])
+    spec = pps.spec("p", PFS_DATA, stdin=["sleep 30"], job_timeout="2s")
+    t0 = time.monotonic()
+    _, job = pps.run(spec, expect_code=1)
+    assert time.monotonic() - t0 < 25
+    assert job["state"] == "JOB_KILLED"
+    assert "job_timeout" in job["reason"]
+    head = pps.commits("p")[0]
+    assert head.id == job["id"] and head.error == job["reason"]
+    assert pps.files("p") == {}
+
+
+def test_parallelism_runs_datums_at_once(pps, tmp_path):
+    pps.repo("data")
+    pps.commit("data", [{"put": f"/f{i}", "content": str(i)} for i in range(4)])
+    log = tmp_path / "times"
+    log.mkdir()
+    spec = pps.spec("p", PFS_DATA, parallelism_spec={"constant": 4},
+                    stdin=[f"cut -d' ' -f1 /proc/uptime > {log}/$PACH_DATUM_ID.start", "sleep 1",
+                           f"cut -d' ' -f1 /proc/uptime > {log}/$PACH_DATUM_ID.end"])
+    _, job = pps.run(spec)
+    assert job["state"] == "JOB_SUCCESS"
+    spans = []
+    for f in log.glob("*.start"):
+        spans.append((float(f.read_text()), float(f.with_suffix(".end").read_text())))
+    assert len(spans) == 4
+    # at the moment the last datum started, at least one other was still running
+    last_start = max(s for s, _ in spans)
+    assert sum(1 for s, e in spans if s <= last_start < e) >= 2
+
+
+def test_zero_datum_job_empties_output(pps):
+    pps.repo("data")
+    pps.put("data", "/a", "1")
+    spec = pps.spec("p", PFS_DATA, stdin=["cp /pfs/data/* /pfs/out/"])
+    pps.run(spec)
+    assert pps.files("p") == {"/a": b"1"}
+    pps.delete("data", "/a")
+    _, job = pps.run(spec)
+    assert job["state"] == "JOB_SUCCESS" and job["data_total"] == 0
+    assert pps.files("p") == {}
+
+
+def test_failed_job_is_not_a_skip_base(pps):
+    pps.repo("data")
+    pps.commit("data", [{"put": "/ok", "content": "1"}, {"put": "/bad", "content": "2"}])
+    spec = pps.spec("p", PFS_DATA, stdin=["test ! -e /pfs/data/bad || exit 1", "cp /pfs/data/* /pfs/out/"])
+    _, job = pps.run(spec, expect_code=1)
+    assert (job["data_processed"], job["data_failed"]) == (1, 1)
+    pps.delete("data", "/bad")
+    _, job = pps.run(spec)
+    # the failed job is not the base: /ok is processed again, not skipped
+    assert (job["state"], job["data_processed"], job["data_skipped"]) == ("JOB_SUCCESS", 1, 0)
+    assert pps.files("p") == {"/ok": b"1"}
+
+
+def test_file_directory_clash_names_both_datums(pps):
+    pps.repo("data")
+    pps.commit("data", [{"put": "/a", "content": "1"}, {"put": "/b", "content": "2"}])
+    spec = pps.spec("p", PFS_DATA, stdin=[
+        'if [ -e /pfs/data/a ]; then echo x > /pfs/out/x; else mkdir /pfs/out/x; echo y > /pfs/out/x/y; fi'])
+    job_id, job = pps.run(spec, expect_code=1)
+    assert job["reason"].startswith("file / directory path collision: /x")
+    for d in pps.datums("p", job_id):
+        assert d["id"] in job["reason"]
+
+
+def test_find_clash_unit():
+    ok = [{"id": "1", "state": "SUCCESS", "outputs": [["/a-b", "h", 1], ["/a.c", "h", 1]]},
+          {"id": "2", "state": "SUCCESS", "outputs": [["/a/b", "h", 1]]},
+          {"id": "3", "state": "FAILED", "outputs": [["/a/b", "h", 1]]}]
+    assert find_clash(ok) is None
+    dup = ok + [{"id": "4", "state": "SUCCESS", "outputs": [["/a/b", "h", 1]]}]
+    assert find_clash(dup) == "duplicate path output by different datums: /a/b written by datum 2 and datum 4"
+    nested = ok + [{"id": "5", "state": "SUCCESS", "outputs": [["/a", "h", 1]]}]
+    assert find_clash(nested).startswith("file / directory path collision: /a is a file of datum 5")
+
+
+def test_list_and_inspect_job_and_logs(pps):
+    pps.repo("data")
+    pps.commit("data", [{"put": "/a", "content": "1"}, {"put": "/b", "content": "2"}])
+    spec = pps.spec("p", PFS_DATA, stdin=["echo hello from $PACH_DATUM_ID", "cp /pfs/data/* /pfs/out/"])
+    job_id, _ = pps.run(spec)
+    table = pps.pach("list", "job").lines()
+    assert table[0].split() == ["PIPELINE", "ID", "STARTED", "DURATION", "RESTART", "PROGRESS", "DL", "UL",
+                                "STATE"]
+    assert job_id in table[1] and "2 + 0 / 2" in table[1] and table[1].endswith("success")
+    [row] = pps.jobs("p")
+    for key in ("id", "pipeline", "state", "output_commit", "data_processed", "data_skipped", "data_failed",
+                "data_recovered", "data_total", "started", "finished", "reason", "input_commits"):
+        assert key in row
+    text = pps.pach("inspect", "job", f"p@{job_id}").out
+    assert "State: JOB_SUCCESS" in text and f"Output Commit: p@master={job_id}" in text
+    logs = pps.pach("logs", "-p", "p").out
+    ids = [d["id"] for d in pps.datums("p", job_id)]
+    assert all(f"hello from {i}" in logs for i in ids)
+    one = pps.pach("logs", "-p", "p", "-j", job_id, "--datum", ids[0]).out
+    assert f"hello from {ids[0]}" in one and f"hello from {ids[1]}" not in one
+    bad = pps.pach("inspect", "job", "p@0123", check=False)
+    assert bad.code == 1 and "not found" in bad.err
+
+
+def test_pipeline_lifecycle(pps):
+    pps.repo("data")
+    spec = pps.spec("p", PFS_DATA, stdin=["cp /pfs/data/* /pfs/out/"])
+    pps.pach("create", "pipeline", "-f", str(spec))
+    again = pps.pach("create", "pipeline", "-f", str(spec), check=False)
+    assert again.code == 1 and "update pipeline" in again.err
+    [p] = pps.pach("list", "pipeline", "-o", "json").json_lines()
+    assert (p["name"], p["state"], p["version"]) == ("p", "RUNNING", 1)
+    assert "NAME" in pps.pach("list", "pipeline").lines()[0]
+    assert pps.store().inspect_repo("p")  # the output repo exists
+    pps.pach("stop", "pipeline", "p")
+    res = pps.pach("run", "pipeline", "-f", str(spec), check=False)
+    assert res.code == 1 and "start pipeline p" in res.err
+    pps.pach("start", "pipeline", "p")
+    pps.put("data", "/a", "1")
+    pps.run(spec)
+    info = json.loads(pps.pach("inspect", "pipeline", "p", "-o", "json").out)
+    assert info["last_job_state"] == "JOB_SUCCESS"
+    pps.pach("run", "pipeline", "p")  # by name: the stored spec
+    down = pps.spec("q", {"pfs": {"repo": "p", "glob": "/*"}}, stdin=["true"])
+    pps.pach("create", "pipeline", "-f", str(down))
+    refused = pps.pach("delete", "pipeline", "p", check=False)
+    assert refused.code == 1 and "input of q" in refused.err
+    pps.pach("delete", "pipeline", "q")
+    pps.pach("delete", "pipeline", "p")
+    assert pps.pach("list", "pipeline", "-o", "json").json_lines() == []
+    assert pps.pach("list", "job", "-o", "json").json_lines() == []
+    assert "p" not in {r.name for r in pps.store().list_repos()}
+
+
+def test_missing_input_repo_refused_before_writing(pps):
+    spec = pps.spec("p", {"pfs": {"repo": "nope", "glob": "/*"}}, stdin=["true"])
+    res = pps.pach("run", "pipeline", "-f", str(spec), check=False)
+    assert res.code == 1 and "input repo 'nope' does not exist" in res.err
+    assert pps.pach("list", "pipeline", "-o", "json").json_lines() == []
+    assert [r.name for r in pps.store().list_repos()] == []
+
+
+def test_bad_spec_never_reaches_store(pps, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"pipeline": {"name": "p"}, "transform": {"cmd": ["sh"]},
+                               "input": {"pfs": {"repo": "data"}}}))
+    res = pps.pach("create", "pipeline", "-f", str(bad), check=False)
+    assert res.code == 1 and "glob" in res.err
+    assert pps.pach("list", "pipeline", "-o", "json").json_lines() == []
+    assert not (tmp_path / "dags").exists() or not any((tmp_path / "dags").iterdir())
+
+
+@pytest.mark.parametrize("pin", [True, False])
+def test_run_pins_commit(pps, pin):
+    pps.repo("data")
+    pps.put("data", "/a", "1")
+    first = pps.head("data")
+    pps.put("data", "/b", "2")
+    spec = pps.spec("p", PFS_DATA, stdin=["cp /pfs/data/* /pfs/out/"])
+    args = ["-c", f"data@{first}"] if pin else []
+    _, job = pps.run(spec, *args)
+    assert sorted(pps.files("p")) == (["/a"] if pin else ["/a", "/b"])
+    assert job["input_commits"][0]["id"] == (first if pin else pps.head("data"))
