@@ -177,7 +177,7 @@ def build_schedule(spec: PipelineSpec, *, pipeline_outputs: set[tuple[str, str]]
     if assets and timetable is not None:
         return AssetOrTimeSchedule(timetable=timetable, assets=AssetAny(*assets))
     if assets:
-        return AssetAny(*assets) if len(assets) > 1 else [assets[0]]
+        return AssetAny(*assets)
     return timetable
 
 

@@ -623,7 +623,7 @@ def plan_incremental_diff(store: Any, spec: Any, commits: Mapping[tuple[str, str
     join/group/s3 inputs, a base datum that did not succeed, an input without a base commit); the
     caller then plans every datum.
     """
-    if every_job or not base:
+    if every_job or base is None:
         return None
     pipeline = _pipeline_name(spec)
     inp = _spec_input(spec)

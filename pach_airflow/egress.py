@@ -19,7 +19,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlparse
 
@@ -31,7 +31,7 @@ THREADS = 8
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def check_url(url: str) -> None:
@@ -98,7 +98,7 @@ def egress_files(store, files: Sequence[Any], url: str, *, retries: int = RETRIE
     try:
         check_url(url)
         write = _file_writer(url, store) if urlparse(url).scheme == "file" else _s3_writer(url, store)
-    except Exception as exc:  # a bad URL or a missing client is a failed egress, named in the record
+    except Exception as exc:  # noqa: BLE001 - a bad URL or a missing client is a failed egress, recorded
         result.update(state="FAILED", error=str(exc), finished=_now())
         return result
 
@@ -124,7 +124,7 @@ def egress_files(store, files: Sequence[Any], url: str, *, retries: int = RETRIE
             for size in pool.map(copy, files):
                 result["files"] += 1
                 result["bytes"] += size
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any copy error ends the egress; the job records it
         result.update(state="FAILED", error=str(exc))
     result["attempts"] = attempts
     result["finished"] = _now()

@@ -22,7 +22,8 @@ from typing import Any
 
 from pach_airflow.errors import GlobError
 
-__all__ = ["Glob", "clean_glob", "compile_glob", "glob_file", "match_files", "replace_template"]
+__all__ = ["Glob", "clean_glob", "compile_glob", "glob_file", "glob_to_regex", "match_entries", "match_files",
+           "replace_template"]
 
 _EOF = ""
 _SEP = "/"
@@ -386,22 +387,19 @@ def _literal_prefix(cleaned: str) -> str:
 
 # ---------------------------------------------------------------------------------------------- Glob
 
-def replace_template(captures: list[str] | None, template: str) -> str:
-    """ohmyglob ``Replace`` (Go's ``regexp.Expand``): ``$n`` / ``${n}`` → capture n (``$0`` the whole
-    match, a missing group ""), ``$$`` → ``$``; a ``$`` not followed by digits stays as it is."""
-    if "$" not in template:
-        return template
-    caps = captures or []
-    out: list[str] = []
+@lru_cache(maxsize=1024)
+def _parse_template(template: str) -> tuple[str | int, ...]:
+    """``template`` as literal strings and capture numbers (-1: a number Go refuses, expands to "")."""
+    parts: list[str | int] = []
     i, n = 0, len(template)
     while i < n:
         j = template.find("$", i)
         if j < 0:
-            out.append(template[i:])
+            parts.append(template[i:])
             break
-        out.append(template[i:j])
+        parts.append(template[i:j])
         if j + 1 < n and template[j + 1] == "$":
-            out.append("$")
+            parts.append("$")
             i = j + 2
             continue
         k = j + 1
@@ -413,7 +411,7 @@ def replace_template(captures: list[str] | None, template: str) -> str:
             k += 1
         name = template[start:k]
         if not name or (brace and (k >= n or template[k] != "}")):
-            out.append("$")  # malformed: the "$" is plain text
+            parts.append("$")  # malformed: the "$" is plain text
             i = j + 1
             continue
         if brace:
@@ -421,10 +419,19 @@ def replace_template(captures: list[str] | None, template: str) -> str:
         num = int(name) if len(name) <= 9 else -1
         if name[0] == "0" and len(name) > 1:
             num = -1  # Go refuses leading zeros
-        if 0 <= num < len(caps):
-            out.append(caps[num])
+        parts.append(num)
         i = k
-    return "".join(out)
+    return tuple(p for p in parts if p != "")
+
+
+def replace_template(captures: list[str] | None, template: str) -> str:
+    """ohmyglob ``Replace`` (Go's ``regexp.Expand``): ``$n`` / ``${n}`` → capture n (``$0`` the whole
+    match, a missing group ""), ``$$`` → ``$``; a ``$`` not followed by digits stays as it is."""
+    if "$" not in template:
+        return template
+    caps = captures or []
+    n = len(caps)
+    return "".join(p if isinstance(p, str) else (caps[p] if 0 <= p < n else "") for p in _parse_template(template))
 
 
 @dataclass(frozen=True)
@@ -452,7 +459,12 @@ class Glob:
         """The ``join_on`` / ``group_by`` key of ``path``: ``template`` with ``$n`` expanded."""
         if not template or "$" not in template:
             return template
-        return replace_template(self.captures(path), template)
+        m = self.regex.match(path.rstrip("/"))
+        if m is None:
+            return "".join(p for p in _parse_template(template) if isinstance(p, str))
+        n = self.regex.groups
+        return "".join(p if isinstance(p, str) else ((m.group(p) or "") if 0 <= p <= n else "")
+                       for p in _parse_template(template))
 
 
 @lru_cache(maxsize=1024)
@@ -478,57 +490,75 @@ def _file_info_class() -> Callable[..., Any]:
 
 
 class _OpenDir:
-    """A directory being walked; ``hasher`` is set when the directory matched (its hash is needed)."""
+    """A directory being walked. A matching one (``lines`` set) gathers its tree-hash lines, hashed in
+    batches, and its size; ``slot`` is its place among the pending matches."""
 
-    __slots__ = ("hasher", "path", "size", "slot")
+    __slots__ = ("cut", "hasher", "lines", "path", "size", "slot")
 
     def __init__(self, path: str, matched: bool, slot: int):
         self.path = path
+        self.cut = len(path)
         self.hasher = hashlib.sha256() if matched else None
+        self.lines: list[str] | None = [] if matched else None
         self.size = 0
         self.slot = slot
+
+    def flush(self) -> None:
+        self.hasher.update("".join(self.lines).encode())
+        self.lines.clear()
+
+
+_FLUSH_LINES = 4096
 
 
 def match_files(files: Iterable[Any], glob: Glob | str, *, base: str | None = None,
                 make_info: Callable[..., Any] | None = None) -> Iterator[Any]:
     """Pachyderm's GlobFile over ``files`` (FileInfo-like objects of type file, sorted by path, all
     under ``base``, default the glob's literal prefix): every file and every directory implied by the
-    files strictly below ``base`` that matches, in lexicographic order, each once. A directory is
-    reported as a dir FileInfo with a trailing ``/``, its subtree's total size and the store's tree
-    hash (sha256 over ``<path relative to the dir>\\0<file hash>\\n`` of each file below it).
+    files strictly below ``base`` that matches, in lexicographic order, each once. See
+    :func:`match_entries`."""
+    return match_entries(((f.path, f.hash, f.size) for f in files), glob, base=base, make_info=make_info)
 
-    Streams: memory is bounded by the matches inside the outermost open matching directory.
+
+def match_entries(entries: Iterable[tuple[str, str, int]], glob: Glob | str, *, base: str | None = None,
+                  make_info: Callable[..., Any] | None = None) -> Iterator[Any]:
+    """GlobFile over manifest entries ``(path, hash, size)`` sorted by path. Yields FileInfo (or
+    ``make_info(path, type, size, hash)``) for every match. A directory is reported with a trailing
+    ``/``, its subtree's total size and the store's tree hash (sha256 over
+    ``<path relative to the dir>\0<file hash>\n`` of each file below it, ``pfs.manifest.fold_dir``).
+
+    Streams: each directory is tested once, when its first file comes by; memory is bounded by the
+    matches inside the outermost open matching directory (they wait for its hash).
     """
     g = compile_glob(glob) if isinstance(glob, str) else glob
     make = make_info or _file_info_class()
     if g.pattern == "/":
-        yield from _match_root(files, make)
+        yield from _match_root(entries, make)
         return
     base = g.literal_prefix if base is None else base
     base_dir = base.rstrip("/") + "/"  # "/" or "/a/"
     regex_match = g.regex.match
     stack: list[_OpenDir] = []  # open directories below base, outermost first
+    hashing: list[_OpenDir] = []  # the matching ones among them
     pending: list[Any] = []  # matches waiting for the outermost open matching dir to close
-    n_matching = 0  # how many open dirs matched
+    ready: list[Any] = []
 
     def close_to(depth: int) -> None:
-        nonlocal n_matching
         while len(stack) > depth:
             d = stack.pop()
             if d.hasher is not None:
-                n_matching -= 1
+                hashing.pop()
+                d.flush()
                 pending[d.slot] = make(d.path, "dir", d.size, d.hasher.hexdigest())
-        if n_matching == 0 and pending:
-            yield_now.extend(pending)
+        if not hashing and pending:
+            ready.extend(pending)
             pending.clear()
 
-    yield_now: list[Any] = []
     current_dir = None  # the directory part of the previous file ("/a/b/")
-    for f in files:
-        path = f.path
+    for path, fhash, fsize in entries:
         cut = path.rfind("/") + 1
-        fdir = path[:cut]
-        if fdir != current_dir:
+        if cut != len(current_dir or "") or not path.startswith(current_dir):
+            fdir = path[:cut]
             if not fdir.startswith(base_dir):
                 continue  # e.g. a file named like the base directory itself: it cannot match
             # the open dirs that still contain this file stay open; the rest close
@@ -539,44 +569,50 @@ def match_files(files: Iterable[Any], glob: Glob | str, *, base: str | None = No
                 else:
                     break
             close_to(keep)
-            if yield_now:
-                yield from yield_now
-                yield_now.clear()
+            if ready:
+                yield from ready
+                ready.clear()
             # open the new directories between the deepest kept one and the file
-            start = len(stack[-1].path) if stack else len(base_dir)
+            start = stack[-1].cut if stack else len(base_dir)
             while start < len(fdir):
                 nxt = fdir.index("/", start) + 1
                 dpath = fdir[:nxt]
                 matched = regex_match(dpath[:-1]) is not None
-                slot = -1
+                d = _OpenDir(dpath, matched, len(pending) if matched else -1)
                 if matched:
-                    n_matching += 1
-                    slot = len(pending)
                     pending.append(None)
-                stack.append(_OpenDir(dpath, matched, slot))
+                    hashing.append(d)
+                stack.append(d)
                 start = nxt
             current_dir = fdir
-        for d in stack:
-            if d.hasher is not None:
-                d.hasher.update(f"{path[len(d.path):]}\0{f.hash}\n".encode())
-                d.size += f.size
+        for d in hashing:
+            d.lines.append(f"{path[d.cut:]}\0{fhash}\n")
+            d.size += fsize
+            if len(d.lines) >= _FLUSH_LINES:
+                d.flush()
         if regex_match(path) is not None:
-            if n_matching:
-                pending.append(f)
+            info = make(path, "file", fsize, fhash)
+            if hashing:
+                pending.append(info)
             else:
-                yield f
+                yield info
     close_to(0)
-    yield from yield_now
+    yield from ready
 
 
-def _match_root(files: Iterable[Any], make: Callable[..., Any]) -> Iterator[Any]:
+def _match_root(entries: Iterable[tuple[str, str, int]], make: Callable[..., Any]) -> Iterator[Any]:
     """Glob ``/``: the root directory, when the commit has any file (an empty commit has no root)."""
     hasher = hashlib.sha256()
     size = count = 0
-    for f in files:
-        hasher.update(f"{f.path[1:]}\0{f.hash}\n".encode())
-        size += f.size
+    lines: list[str] = []
+    for path, fhash, fsize in entries:
+        lines.append(f"{path[1:]}\0{fhash}\n")
+        size += fsize
         count += 1
+        if len(lines) >= _FLUSH_LINES:
+            hasher.update("".join(lines).encode())
+            lines.clear()
+    hasher.update("".join(lines).encode())
     if count:
         yield make("/", "dir", size, hasher.hexdigest())
 
@@ -586,4 +622,7 @@ def glob_file(store: Any, repo: str, ref: str, pattern: str) -> Iterator[Any]:
     ``ref`` resolves to, reading only the part of the manifest under the glob's literal prefix."""
     g = compile_glob(pattern)
     base = "/" if g.pattern == "/" else g.literal_prefix
+    iter_entries = getattr(store, "iter_entries", None)
+    if iter_entries is not None:  # plain tuples: no FileInfo for the files that do not match
+        return match_entries(iter_entries(repo, ref, base), g, base=base)
     return match_files(store.walk(repo, ref, base), g, base=base)

@@ -3,7 +3,8 @@
 This module owns the ``pps/`` space of the store's records (layout in ``docs/architecture.md``):
 
 ``pps/pipelines/<pipeline>``
-    the pipeline record: normalised spec, salt, state (RUNNING / PAUSED), version, last job.
+    the pipeline record: normalised spec, salt, state (RUNNING / PAUSED), version, created/updated,
+    ``last_job`` / ``last_job_state``, and ``open_jobs`` (jobs not finished yet).
 ``pps/jobs/<pipeline>/<job>``
     the job record (state, counters, pinned spec, input commits, set ids, egress result).
 ``pps/jobs/<pipeline>/<job>/plan`` (bytes)
@@ -27,17 +28,20 @@ all three here and now. Following Pachyderm 2.x (reference §4, §5):
   base); a datum is skipped when its id and hash match a datum that succeeded in the base.
 * Output = previous good output − outputs of removed or changed datums + new outputs. Two datums
   writing one path, or one datum's file being another's directory, fails the job naming both datums.
-* A failed job (failed datum, path clash, missing set result, egress failure) or a timed-out job
-  (``job_timeout`` → JOB_KILLED) still writes its output commit, **with the error set and the content
-  of the last good output**, so the output branch head carries the error while every file a reader
-  sees is the last good output. Nothing of the failed job's datums is lost: their logs and states
-  stay in the job's records.
+* A job whose input commit carries an error (an upstream job failed) is JOB_UNRUNNABLE: nothing runs.
+* A failed job (failed datum, path clash, missing set result, egress failure), an unrunnable one, or
+  a timed-out one (``job_timeout`` → JOB_KILLED) still writes its output commit, **with the error set
+  and the content of the last good output**, so the output branch head carries the error while every
+  file a reader sees is the last good output. Nothing of the failed job's datums is lost: their logs
+  and states stay in the job's records.
 
 Crash safety: the output commit (one compare-and-swap of the branch head) is the only step readers
 see. It is written after the datum index and before the final job record. A process killed before it
 leaves the branch as it was; the stale job record (state still CREATED/RUNNING/FINISHING) is settled
 by the next ``plan_job`` of the pipeline: finished from its commit when the commit landed, else marked
-JOB_KILLED with the reason. A job whose runner is a live process on this host is left alone.
+JOB_KILLED with the reason. A job whose runner is a live process on this host is left alone; a job
+planned by Airflow has no such process, so do not ``run pipeline`` by hand while its DAG runs a job
+(Airflow's ``max_active_runs=1`` keeps its own runs apart).
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from pach_airflow.errors import AlreadyExists, JobError, NotFound, StoreError
@@ -231,13 +235,13 @@ class JobInfo:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def _parse_time(ts: str | None) -> datetime | None:
     if not ts:
         return None
-    return datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    return datetime.fromisoformat(ts)
 
 
 def _get_record(store, key: str) -> Any | None:
@@ -509,11 +513,13 @@ def delete_pipeline(store, pipeline: str, *, keep_repo: bool = False, force: boo
 # Planning
 
 
-def _pin_commits(store, spec_dict: Mapping[str, Any], commits: Mapping[str, str] | None
-                 ) -> dict[tuple[str, str], str | None]:
-    """(repo, branch) → commit id for every input; ``None`` for a branch with no commit yet."""
+def _check_pins(store, spec_dict: Mapping[str, Any], commits: Mapping[str, str] | None) -> None:
+    """Refuse pinned commits for repos that are not inputs, or commit ids an input repo lacks."""
     name = spec_dict["pipeline"]["name"]
     commits = dict(commits or {})
+    if not all(isinstance(k, str) and isinstance(v, str) and v for k, v in commits.items()):
+        raise JobError(f"pipeline {name}: commits must map an input repo to a commit id, "
+                       f"e.g. {{\"images\": \"<commit id>\"}}; got {commits!r}")
     known = {repo for _k, _n, repo, _b in _branches(spec_dict)} | {
         f"{repo}@{branch}" for _k, _n, repo, branch in _branches(spec_dict)}
     unknown = sorted(set(commits) - known)
@@ -521,6 +527,21 @@ def _pin_commits(store, spec_dict: Mapping[str, Any], commits: Mapping[str, str]
         raise JobError(f"pipeline {name}: commits pinned for {', '.join(unknown)}, which "
                        f"{'is' if len(unknown) == 1 else 'are'} not an input of the pipeline "
                        f"(inputs: {', '.join(sorted(r for r in known if '@' not in r)) or 'none'})")
+    for key, cid in commits.items():
+        repo = key.partition("@")[0]
+        try:
+            store.inspect_commit(repo, cid)
+        except NotFound:
+            raise JobError(f"pipeline {name}: commit {cid!r} not found in input repo {repo!r}") from None
+        except StoreError as exc:
+            raise JobError(f"pipeline {name}: commit {cid!r} of input repo {repo!r}: {exc}") from None
+
+
+def _pin_commits(store, spec_dict: Mapping[str, Any], commits: Mapping[str, str] | None
+                 ) -> dict[tuple[str, str], str | None]:
+    """(repo, branch) → commit id for every input; ``None`` for a branch with no commit yet."""
+    name = spec_dict["pipeline"]["name"]
+    commits = dict(commits or {})
     pinned: dict[tuple[str, str], str | None] = {}
     for kind, _inp, repo, branch in _branches(spec_dict):
         want = commits.get(f"{repo}@{branch}") or commits.get(repo)
@@ -617,12 +638,37 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _open_jobs(store, pipeline: str, *, add: str | None = None, drop: Iterable[str] = ()) -> list[str]:
+    """Update the pipeline record's list of unfinished jobs (so settling stale jobs reads only those,
+    not every job record); returns the new list."""
+    drop = set(drop)
+
+    def apply(old: dict | None) -> dict:
+        if old is None:
+            raise NotFound(f"pipeline {pipeline} not found")
+        jobs_ = [j for j in old.get("open_jobs", []) if j not in drop]
+        if add and add not in jobs_:
+            jobs_.append(add)
+        return {**old, "open_jobs": jobs_}
+
+    try:
+        return store.update_record(pipeline_key(pipeline), apply)["open_jobs"]
+    except NotFound:
+        return []
+
+
 def _settle_stale_jobs(store, pipeline: str, by_job: str | None = None) -> None:
     """Jobs left unfinished by a process that died: finished from their commit if it landed, else
-    JOB_KILLED. A job run by a live process on this host is left alone."""
-    for jid in _list_job_ids(store, pipeline):
+    JOB_KILLED. A job run by a live process on this host is left alone. Only the jobs the pipeline
+    record lists as open are read."""
+    rec_p = _get_record(store, pipeline_key(pipeline)) or {}
+    settled: list[str] = []
+    for jid in rec_p.get("open_jobs", []):
+        if jid == by_job:
+            continue
         rec = _get_record(store, job_key(pipeline, jid))
-        if rec is None or rec.get("state") in TERMINAL_STATES or jid == by_job:
+        if rec is None or rec.get("state") in TERMINAL_STATES:
+            settled.append(jid)
             continue
         runner = rec.get("runner") or {}
         if (runner.get("host") == socket.gethostname() and runner.get("pid")
@@ -647,7 +693,7 @@ def _settle_stale_jobs(store, pipeline: str, by_job: str | None = None) -> None:
                      "reason": "the process running this job stopped before the job finished"
                                + (f" (found when job {by_job} started)" if by_job else "")}
 
-        def apply(old: dict | None, patch=patch) -> dict:
+        def apply(old: dict | None, patch=patch, jid=jid) -> dict:
             if old is None:
                 raise NotFound(f"job {pipeline}@{jid} was deleted")
             if old.get("state") in TERMINAL_STATES:
@@ -658,6 +704,9 @@ def _settle_stale_jobs(store, pipeline: str, by_job: str | None = None) -> None:
             store.update_record(job_key(pipeline, jid), apply)
         except NotFound:
             pass
+        settled.append(jid)
+    if settled:
+        _open_jobs(store, pipeline, drop=settled)
 
 
 def plan_job(store, spec: Any, *, commits: Mapping[str, str] | None = None, job_id: str | None = None,
@@ -670,6 +719,9 @@ def plan_job(store, spec: Any, *, commits: Mapping[str, str] | None = None, job_
     """
     from pach_airflow import datum as datum_mod
 
+    spec_dict = _dump(spec) if not isinstance(spec, Mapping) else dict(spec)
+    _check_inputs(store, spec_dict)
+    _check_pins(store, spec_dict, commits)  # bad conf is refused before anything is written
     info = ensure_pipeline(store, spec)
     if info.state == PIPELINE_PAUSED:
         raise JobError(f"pipeline {info.name} is stopped (PAUSED); start it first: "
@@ -678,6 +730,7 @@ def plan_job(store, spec: Any, *, commits: Mapping[str, str] | None = None, job_
     name = info.name
     out_branch = _output_branch(spec_dict)
     pinned = _pin_commits(store, spec_dict, commits)
+    explicit_id = job_id is not None
     if job_id is None:
         job_id = _choose_job_id(store, name, name, out_branch, pinned)
     elif _job_exists(store, name, job_id):
@@ -686,8 +739,14 @@ def plan_job(store, spec: Any, *, commits: Mapping[str, str] | None = None, job_
 
     input_commits = [{"repo": repo, "branch": branch, "id": cid} for (repo, branch), cid in pinned.items()
                      if cid]
+    failed_inputs = []
+    for c in input_commits:
+        err = store.inspect_commit(c["repo"], c["id"]).error
+        if err:
+            failed_inputs.append(f"input commit {c['repo']}@{c['id']} has an error (an upstream job failed): "
+                                 f"{err}")
     started = _now()
-    base_rec = {
+    rec_fields = {
         "id": job_id, "pipeline": name, "state": JOB_CREATED, "reason": None, "created": started,
         "started": started, "finished": None, "spec": spec_dict, "spec_version": info.version,
         "salt": info.salt, "input_commits": input_commits, "output_commit": None, "set_ids": [],
@@ -695,7 +754,22 @@ def plan_job(store, spec: Any, *, commits: Mapping[str, str] | None = None, job_
         "data_to_run": 0, "restart": 0, "download_bytes": 0, "upload_bytes": 0, "egress": None,
         "base_job": None,
     }
-    store.put_record(job_key(name, job_id), base_rec)
+
+    def create(old: dict | None, job_id: str) -> dict:
+        if old is not None:  # another run took this id first (two runs of one pipeline at once)
+            raise AlreadyExists(f"job {name}@{job_id} exists already")
+        return {**rec_fields, "id": job_id}
+
+    # Listed as open before its record exists: a crash in between leaves an id that settles away.
+    _open_jobs(store, name, add=job_id)
+    try:
+        base_rec = store.update_record(job_key(name, job_id), lambda old: create(old, job_id))
+    except AlreadyExists:
+        if explicit_id:
+            raise JobError(f"pipeline {name}: job {job_id} exists already") from None
+        job_id = store.new_commit_id()
+        _open_jobs(store, name, add=job_id)
+        base_rec = store.update_record(job_key(name, job_id), lambda old: create(old, job_id))
 
     model = _as_spec_model(spec) if isinstance(spec, Mapping) else spec
     every_job = (spec_dict.get("reprocess_spec") or "until_success") == "every_job"
@@ -706,7 +780,7 @@ def plan_job(store, spec: Any, *, commits: Mapping[str, str] | None = None, job_
     datums = list(datum_mod.iter_datums(store, model, pinned, info.salt))
     plan = datum_mod.plan_incremental(datums, base_map if base_id else None, every_job=every_job)
     to_run = list(plan.to_run)
-    sets = datum_mod.cut_datum_sets(to_run, model, cap=cap) if to_run else []
+    sets = datum_mod.cut_datum_sets(to_run, model, cap=cap) if to_run and not failed_inputs else []
 
     plan_lines: list[dict] = []
     set_ids: list[str] = []
@@ -736,6 +810,12 @@ def plan_job(store, spec: Any, *, commits: Mapping[str, str] | None = None, job_
                 "data_to_run": len(plan_lines) - skipped, "data_skipped": skipped, "base_job": base_id}
 
     store.update_record(job_key(name, job_id), running)
+    if failed_inputs:
+        # Pachyderm's UNRUNNABLE: an upstream job failed, so its output commit (our input) carries an
+        # error. Nothing runs; the job ends now, its output commit carrying the reason.
+        finish_job(store, name, job_id, killed_reason="; ".join(failed_inputs), _end_state=JOB_UNRUNNABLE)
+        return PlannedJob(job_id=job_id, pipeline=name, set_ids=[], data_total=len(plan_lines), data_to_run=0,
+                          data_skipped=skipped, input_commits=input_commits)
     return PlannedJob(job_id=job_id, pipeline=name, set_ids=set_ids, data_total=len(plan_lines),
                       data_to_run=len(plan_lines) - skipped, data_skipped=skipped, input_commits=input_commits)
 
@@ -838,7 +918,8 @@ def _update_job(store, pipeline: str, job_id: str, patch: Mapping[str, Any]) -> 
     return store.update_record(job_key(pipeline, job_id), lambda old: {**(old or {}), **patch})
 
 
-def finish_job(store, pipeline: str, job_id: str, *, killed_reason: str | None = None) -> JobInfo:
+def finish_job(store, pipeline: str, job_id: str, *, killed_reason: str | None = None,
+               _end_state: str = JOB_KILLED) -> JobInfo:
     """Assemble and write the output commit of a job, then record how the job ended.
 
     Reads every set's ``results/<set>`` (a missing one means the set did not run: the job fails naming
@@ -857,6 +938,13 @@ def finish_job(store, pipeline: str, job_id: str, *, killed_reason: str | None =
         return JobInfo.from_record(rec)
     spec_dict = rec["spec"]
     out_repo, out_branch = pipeline, _output_branch(spec_dict)
+    timeout = _seconds(spec_dict.get("job_timeout"))
+    started = _parse_time(rec.get("started"))
+    # Runners that are not run_job (Airflow's mapped tasks) cannot be stopped from here; a job that
+    # ran past its job_timeout still ends KILLED, as Pachyderm's would have been.
+    if (killed_reason is None and timeout and started is not None
+            and (datetime.now(UTC) - started).total_seconds() > timeout):
+        killed_reason = _timeout_reason(spec_dict)
     plan = _read_jsonl(_get_bytes(store, plan_key(pipeline, job_id)))
 
     results: dict[str, dict] = {}
@@ -894,7 +982,7 @@ def finish_job(store, pipeline: str, job_id: str, *, killed_reason: str | None =
     reason: str | None = None
     state = JOB_SUCCESS
     if killed_reason:
-        state, reason = JOB_KILLED, killed_reason
+        state, reason = _end_state, killed_reason
     elif missing_sets:
         state = JOB_FAILURE
         reason = (f"datum set{'s' if len(missing_sets) > 1 else ''} {', '.join(missing_sets)} did not run "
@@ -938,15 +1026,20 @@ def finish_job(store, pipeline: str, job_id: str, *, killed_reason: str | None =
     def last(old: dict | None) -> dict:
         if old is None:
             raise NotFound(f"pipeline {pipeline} was deleted")
-        if old.get("last_job") and old["last_job"] > job_id:
-            return old
-        return {**old, "last_job": job_id, "last_job_state": state}
+        new = {**old, "open_jobs": [j for j in old.get("open_jobs", []) if j != job_id]}
+        if not (old.get("last_job") and old["last_job"] > job_id):
+            new.update(last_job=job_id, last_job_state=state)
+        return new
 
     try:
         store.update_record(pipeline_key(pipeline), last)
     except NotFound:
         pass
     return JobInfo.from_record(rec)
+
+
+def _timeout_reason(spec_dict: Mapping[str, Any]) -> str:
+    return f"job timed out after {spec_dict.get('job_timeout')} (job_timeout)"
 
 
 def _egress_url(spec_dict: Mapping[str, Any]) -> str | None:
@@ -1028,7 +1121,7 @@ def run_job(store, spec: Any, *, commits: Mapping[str, str] | None = None, repro
     name, job_id = planned.pipeline, planned.job_id
     _update_job(store, name, job_id, {"runner": {"host": socket.gethostname(), "pid": os.getpid()}})
     timeout = _seconds(spec_dict.get("job_timeout"))
-    deadline = time.monotonic() + timeout if timeout else None
+    deadline = t0 + timeout if timeout else None  # counted from the job's start, planning included
     workers = min(workers, max(1, len(planned.set_ids)))
     errors: list[str] = []
     killed: str | None = None
@@ -1051,7 +1144,7 @@ def run_job(store, spec: Any, *, commits: Mapping[str, str] | None = None, repro
             for f in not_done:
                 f.cancel()
             _kill_sets(name)
-            killed = f"job timed out after {spec_dict.get('job_timeout')} (job_timeout)"
+            killed = _timeout_reason(spec_dict)
             concurrent.futures.wait(not_done, timeout=30)
         for f in done:
             exc = f.exception()
@@ -1135,10 +1228,15 @@ def list_job_datums(store, pipeline: str, job_id: str) -> Iterator[dict]:
 
 def inspect_datum(store, pipeline: str, job_id: str, datum_id: str) -> dict:
     """One datum of a job, with its log when this job processed it."""
-    for d in list_job_datums(store, pipeline, job_id):
-        if d["id"] == datum_id or d["id"].startswith(datum_id):
-            logs = list(job_logs(store, pipeline, d["job"], datum_id=d["id"]))
-            return {**d, "log": logs[0]["log"] if logs else ""}
+    found = [d for d in list_job_datums(store, pipeline, job_id) if d["id"].startswith(datum_id)]
+    exact = [d for d in found if d["id"] == datum_id]
+    if len(found) > 1 and not exact:
+        raise JobError(f"datum id prefix {datum_id!r} matches {len(found)} datums of job {pipeline}@{job_id}; "
+                       f"give more of the id")
+    for d in exact or found:
+        # the log of the job that processed it (a skipped datum's log is in an earlier job)
+        logs = list(job_logs(store, pipeline, d["job"], datum_id=d["id"]))
+        return {**d, "log": logs[0]["log"] if logs else ""}
     raise NotFound(f"datum {datum_id} not found in job {pipeline}@{job_id}; "
                    f"list them with: pach-airflow list datum {pipeline}@{job_id}")
 

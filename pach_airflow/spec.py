@@ -44,7 +44,7 @@ transform.debug, transform.memory_volume,          accepted    debug logging; a 
 transform.dockerfile                                           Dockerfile is read by ``--push-images``
                                                                tooling only, never at run time
 pfs.lazy, pfs.empty_files, pfs.reference,          accepted    lazy inputs are staged in full (user code
-pfs.propagation_spec, pfs.s3, pfs.outer_join                   sees the same bytes); the others are datum
+pfs.outer_join, propagation_spec.never = false                 sees the same bytes); the others are datum
                                                                semantics carried into DatumInput
 salt, update, reprocess, dry_run                   accepted    request flags of ``pachctl create/update
                                                                pipeline``; the CLI's ``update pipeline
@@ -57,6 +57,9 @@ egress.sql_database                                refused     needs Pachyderm's
 tf_job, determined                                 refused     Kubeflow / Determined integrations
 transform.datum_batching                           refused     needs ``pachctl next datum`` in the image
 pfs.trigger                                        refused     trigger branches are not implemented yet
+pfs.s3 = true                                      refused     no per-job S3 gateway sidecar yet (the
+                                                               worker refuses such datums too)
+pfs.propagation_spec.never = true                  refused     every input commit starts a job here
 pfs.commit, cron.commit, spec_commit               refused     set by Pachyderm itself, not in a spec file
 maximum_expected_uptime                            refused     no uptime monitor exists here yet
 =================================================  ==========  =============================================
@@ -296,33 +299,53 @@ def _show(value: Any) -> str:
 # Name rules
 # --------------------------------------------------------------------------------------------------------
 
-def _valid_repo_name(name: str) -> str | None:
+def _valid_repo_name(name: str, kind: str = "repo") -> str | None:
     """Why ``name`` is not a valid Pachyderm repo (or branch) name, or None.
 
-    TODO: use ``pach_airflow.pfs.paths.validate_repo_name`` once it exists, so the rule lives once."""
-    if not name:
-        return "must not be empty"
-    if not _NAME_RE.fullmatch(name):
-        return f"{name!r} is not a valid name: only letters, digits, '_' and '-' are allowed"
+    The rule lives in :mod:`pach_airflow.pfs.paths` (the store refuses the same names); the local rule
+    below is only the fallback while that module cannot be imported."""
+    try:
+        from pach_airflow.pfs.paths import validate_branch_name, validate_repo_name
+    except ImportError:
+        if not name:
+            return f"{kind} name is empty"
+        if not _NAME_RE.fullmatch(name):
+            return f"{kind} name {name!r} invalid: only alphanumeric characters, underscores, and dashes are allowed"
+        return None
+    from pach_airflow.errors import InvalidName
+
+    try:
+        (validate_branch_name if kind == "branch" else validate_repo_name)(name)
+    except InvalidName as exc:
+        return str(exc)
     return None
 
 
 def _valid_pipeline_name(name: str) -> str | None:
-    if problem := _valid_repo_name(name):
-        return problem
+    # Stricter than a repo name (ancestry.go:84, api_server.go:88); also a valid Airflow dag_id.
+    if not name:
+        return "pipeline name is empty: give a name of letters, digits, '_' or '-'"
+    if not _NAME_RE.fullmatch(name):
+        return f"pipeline name {name!r} invalid: only alphanumeric characters, underscores, and dashes are allowed"
     if not name[0].isalnum():
-        return f"{name!r} must start with a letter or digit"
+        return f"pipeline name {name!r} invalid: it must start with a letter or digit"
     if len(name) > MAX_PIPELINE_NAME:
-        return f"{name!r} is {len(name)} characters long; Pachyderm allows at most {MAX_PIPELINE_NAME}"
+        return (f"pipeline name {name!r} invalid: {len(name)} characters long, Pachyderm allows at most "
+                f"{MAX_PIPELINE_NAME}")
     return None
 
 
 def _valid_input_name(name: str) -> str | None:
-    # Input names become /pfs/<name> and environment variable names; Pachyderm reserves out and .env.
-    if problem := _valid_repo_name(name):
-        return problem
+    # Input names become /pfs/<name> and environment variable names. Pachyderm only reserves out and
+    # .env (validateName); a name must also be one folder under /pfs, so no '/', '.', '..' or NUL.
+    if not name:
+        return "must not be empty"
     if name == "out":
         return "'out' is reserved for /pfs/out: give the input a different name"
+    if name == ".env":
+        return "'.env' is reserved for /pfs/.env: give the input a different name"
+    if name in (".", "..") or "/" in name or "\0" in name or "=" in name:
+        return f"{json.dumps(name)} is not a valid input name: it must be one folder name under /pfs"
     return None
 
 
@@ -357,7 +380,7 @@ class _Model(BaseModel):
     Keys are renamed before validation (not with aliases) so error locations always use the snake_case
     names the docs use. A key given as ``null`` counts as not given, as protojson reads it."""
 
-    model_config = ConfigDict(extra="forbid", validate_default=False, str_strip_whitespace=False)
+    model_config = ConfigDict(extra="forbid", validate_default=False)
     _camel_names: ClassVar[dict[str, str]] = {}
 
     @classmethod
@@ -545,7 +568,7 @@ class PfsInput(_Model):
     @field_validator("branch")
     @classmethod
     def _branch(cls, v: str) -> str:
-        if v and (problem := _valid_repo_name(v)):
+        if v and (problem := _valid_repo_name(v, "branch")):
             raise ValueError(problem)
         return v
 
@@ -567,8 +590,20 @@ class PfsInput(_Model):
     @field_validator("glob")
     @classmethod
     def _glob(cls, v: str) -> str:
+        if not v:
+            raise ValueError('must not be empty (Pachyderm has no default glob; "/" takes the whole repo '
+                             'as one datum)')
         if problem := _glob_problem(v):
             raise ValueError(problem)
+        return v
+
+    @field_validator("propagation_spec")
+    @classmethod
+    def _propagation(cls, v: PropagationSpec) -> PropagationSpec:
+        if v.never:
+            raise ValueError(_refuse("propagation_spec.never", "every commit to an input branch starts a "
+                                     "job here; remove it, or read a branch you commit to only when a "
+                                     "job should run"))
         return v
 
     @field_validator("trigger")
@@ -796,7 +831,7 @@ class PipelineSpec(_Model):
     @field_validator("output_branch")
     @classmethod
     def _output_branch(cls, v: str) -> str:
-        if v and (problem := _valid_repo_name(v)):
+        if v and (problem := _valid_repo_name(v, "branch")):
             raise ValueError(problem)
         return v
 
@@ -939,7 +974,14 @@ def _glob_problem(pattern: str) -> str | None:
 
 class CronSchedule:
     """A parsed cron input ``spec``; :meth:`next` gives the first tick strictly after a time (UTC), or
-    None for ``@never``. Shared by the runners and Airflow scheduling so both tick alike."""
+    None for ``@never``. Shared by the runners and Airflow scheduling so both tick alike.
+
+    Attributes for schedulers: ``interval`` (the timedelta of ``@every``, else None), ``expr`` (the
+    five-field cron expression, descriptors expanded, else None) and ``tz`` (the zone ``expr`` is read
+    in: UTC unless the spec starts with ``TZ=``/``CRON_TZ=``)."""
+
+    expr: str | None = None
+    tz: Any = UTC
 
     def __init__(self, spec: str):
         self.spec = spec
@@ -1050,22 +1092,9 @@ def parse_cron(cron_spec: str) -> CronSchedule:
 
 def _check(spec: PipelineSpec) -> list[tuple[str, str]]:
     """The rules that involve more than one field, as (field path, message) pairs."""
-    problems: list[tuple[str, str]] = []
+    problems = _check_transform(spec.transform)
+    _check_input(spec.input, "input", spec.pipeline.name, problems, inside=None, above=frozenset())
     add = lambda loc, msg: problems.append((loc, msg))
-    if not spec.transform.cmd:
-        add("transform.cmd", "field required (Pachyderm's worker refuses a pipeline with no command)")
-    for i, secret in enumerate(spec.transform.secrets):
-        loc = f"transform.secrets[{i}]"
-        if not secret.name:
-            add(f"{loc}.name", "field required (the Kubernetes secret to read)")
-        if secret.env_var and not secret.key:
-            add(f"{loc}.key", "field required when env_var is set (the key of the secret to put in it)")
-        if not secret.env_var and not secret.mount_path:
-            add(loc, "give mount_path, env_var (with key), or both")
-    for key in spec.transform.env:
-        if not key or "=" in key or "\0" in key:
-            add(f"transform.env[{key!r}]", "not a valid environment variable name")
-    _check_input(spec.input, "input", spec.pipeline.name, problems, inside=None)
     if spec.datum_set_spec is not None:
         d = spec.datum_set_spec
         if d.per_worker and (d.number or d.size_bytes):
@@ -1091,11 +1120,53 @@ def _check(spec: PipelineSpec) -> list[tuple[str, str]]:
     return problems
 
 
+def _check_transform(transform: Transform) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    add = lambda loc, msg: problems.append((loc, msg))
+    if not transform.cmd:
+        add("transform.cmd", "field required (Pachyderm's worker refuses a pipeline with no command)")
+    for i, secret in enumerate(transform.secrets):
+        loc = f"transform.secrets[{i}]"
+        if not secret.name:
+            add(f"{loc}.name", "field required (the Kubernetes secret to read)")
+        if secret.env_var and not secret.key:
+            add(f"{loc}.key", "field required when env_var is set (the key of the secret to put in it)")
+        if not secret.env_var and not secret.mount_path:
+            add(loc, "give mount_path, env_var (with key), or both")
+    for key in transform.env:
+        if not key or "=" in key or "\0" in key:
+            add(f"transform.env[{json.dumps(key)}]", "not a valid environment variable name")
+    return problems
+
+
+def _check_parts(doc: dict, failed: set[Any]) -> list[tuple[str, str]]:
+    """The cross-field rules of the parts of a spec that validated, when another part did not: so a
+    file's problems all come out in one run, not one part per run."""
+    problems: list[tuple[str, str]] = []
+    if "transform" not in failed and isinstance(doc.get("transform"), dict):
+        try:
+            problems += _check_transform(Transform.model_validate(doc["transform"]))
+        except ValidationError:
+            pass
+    if "input" not in failed and isinstance(doc.get("input"), dict):
+        pipeline = doc.get("pipeline")
+        name = pipeline.get("name") if isinstance(pipeline, dict) else None
+        name = name if isinstance(name, str) else ""
+        try:
+            inp = Input.model_validate(doc["input"])
+        except ValidationError:
+            return problems
+        _input_defaults(inp, name)
+        _check_input(inp, "input", name, problems, inside=None, above=frozenset())
+    return problems
+
+
 def _check_input(inp: Input, loc: str, pipeline: str, problems: list[tuple[str, str]],
-                 inside: str | None) -> set[str]:
+                 inside: str | None, above: frozenset[str]) -> set[str]:
     """Check one input node; returns the input names a datum of this node can hold.
 
-    ``inside`` is the nearest enclosing combinator (join, group, union, cross) or None."""
+    ``inside`` is the nearest enclosing combinator (join, group, union, cross) or None; ``above`` holds
+    every combinator kind on the way up."""
     add = lambda where, msg: problems.append((where, msg))
     kinds = [f for f in ("pfs", "cron", "cross", "union", "join", "group") if getattr(inp, f) is not None]
     if not kinds:
@@ -1115,6 +1186,10 @@ def _check_input(inp: Input, loc: str, pipeline: str, problems: list[tuple[str, 
             add(f"{loc}.pfs.repo", f"{pfs.repo!r} is this pipeline's own output repo: a pipeline cannot "
                                    "read its own output")
         if pfs.s3:
+            # The worker has no S3 gateway sidecar (worker/stage.py refuses such datums): refuse here,
+            # before anything is written, with Pachyderm's own s3 rules below. Lift once staging serves s3.
+            add(f"{loc}.pfs.s3", _refuse("s3", "there is no per-job S3 gateway sidecar yet; remove "
+                                         "\"s3\": true and read the files under /pfs/<input> instead"))
             if pfs.glob != "/":
                 add(f"{loc}.pfs.glob", f"s3 inputs must use glob \"/\" (the whole repo is one datum), got "
                                        f"{pfs.glob!r}")
@@ -1122,8 +1197,11 @@ def _check_input(inp: Input, loc: str, pipeline: str, problems: list[tuple[str, 
                 add(f"{loc}.pfs.lazy", "cannot be combined with s3")
             if pfs.empty_files:
                 add(f"{loc}.pfs.empty_files", "cannot be combined with s3")
-            if inside in ("join", "group", "union"):
-                add(f"{loc}.pfs.s3", f"s3 inputs cannot be inside a {inside}; only cross them")
+            # Pachyderm refuses s3 inputs anywhere below a join, group or union (ContainsS3Inputs).
+            for kind_above in ("join", "group", "union"):
+                if kind_above in above:
+                    add(f"{loc}.pfs.s3", f"s3 inputs cannot be inside a {kind_above}; only cross them")
+                    break
         if inside == "join" and not pfs.join_on:
             add(f"{loc}.pfs.join_on", "field required in a join input (e.g. \"$1\" with a glob such as "
                                       "\"/(*).txt\")")
@@ -1143,7 +1221,8 @@ def _check_input(inp: Input, loc: str, pipeline: str, problems: list[tuple[str, 
         return set()
     names_per_child = []
     for i, child in enumerate(children):
-        names_per_child.append(_check_input(child, f"{loc}.{kind}[{i}]", pipeline, problems, kind))
+        names_per_child.append(_check_input(child, f"{loc}.{kind}[{i}]", pipeline, problems, kind,
+                                                   above | {kind}))
         # In a group over a join (or cross, union) the inner files are regrouped by their own group_by
         # (Pachyderm's GroupJoin), so those PFS inputs need group_by too.
         if inside == "group" and kind != "group":
@@ -1210,6 +1289,20 @@ def _input_warnings(inp: Input, loc: str, inside: str | None, out: list[tuple[st
 # Parsing, validation, dumping
 # --------------------------------------------------------------------------------------------------------
 
+# Fields of Pachyderm 1.x specs that 2.x (whose request we read) no longer has.
+_LEGACY_FIELDS = {
+    "atom": "atom inputs are called pfs since Pachyderm 1.8: rename atom to pfs",
+    "git": "git inputs were removed in Pachyderm 2.x: commit the repository's files to a repo instead",
+    "enable_stats": "removed in Pachyderm 2.x (datum stats are always kept): delete it",
+    "enableStats": "removed in Pachyderm 2.x (datum stats are always kept): delete it",
+    "standby": "removed in Pachyderm 2.x (autoscaling replaced it): delete it",
+    "cache_size": "removed in Pachyderm 2.x: delete it",
+    "max_queue_size": "removed in Pachyderm 2.x: delete it",
+    "chunk_spec": "removed in Pachyderm 2.x (datum_set_spec replaced it)",
+    "hashtree_spec": "removed in Pachyderm 2.x: delete it",
+    "batch": "removed in Pachyderm 2.x: delete it",
+}
+
 _MISSING_HINTS = {
     "glob": "Pachyderm has no default glob",
     "repo": "the repo to read, e.g. images",
@@ -1268,6 +1361,8 @@ def _error_line(err: Any) -> tuple[str, str]:
         return _loc_text(loc), "field required" + (f" ({hint})" if hint else "")
     if kind == "extra_forbidden":
         key = str(loc[-1])
+        if key in _LEGACY_FIELDS:
+            return _loc_text(loc), f"unknown field: {_LEGACY_FIELDS[key]}"
         cls = _model_at(loc)
         snake = list(cls.model_fields) if cls else []
         # Suggest in the spelling the file uses: lowerCamelCase keys get lowerCamelCase hints.
@@ -1314,7 +1409,11 @@ def _validate_doc(doc: Any, label: str, source: str) -> tuple[PipelineSpec | Non
     try:
         spec = PipelineSpec.model_validate(doc)
     except ValidationError as exc:
-        return None, [_one_line(prefix + ": ".join(_error_line(e))) for e in exc.errors()]
+        errors = exc.errors()
+        lines = [prefix + ": ".join(_error_line(e)) for e in errors]
+        failed = {e["loc"][0] for e in errors if e["loc"]}
+        lines += [f"{prefix}{loc}: {msg}" for loc, msg in _check_parts(doc, failed)]
+        return None, [_one_line(line) for line in lines]
     except RecursionError:
         return None, [f"{prefix}input: nested too deeply"]
     problems = [_one_line(f"{prefix}{loc}: {msg}") for loc, msg in _check(spec)]

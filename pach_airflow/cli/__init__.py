@@ -96,13 +96,17 @@ def build_parser() -> argparse.ArgumentParser:
     verbs = parser.add_subparsers(dest="verb", metavar="COMMAND")
     verbs.required = True
     by_verb: dict[str, _Verb] = {}
+    nouns_of: dict[str, list[str]] = {}
+    for verb, noun in _COMMANDS:
+        if noun is not None:
+            nouns_of.setdefault(verb, []).append(noun)
     for (verb, noun), cmd in sorted(_COMMANDS.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
         if noun is None:
             sub = verbs.add_parser(verb, help=cmd.help, description=cmd.help)
             _add_args(sub, cmd)
             continue
         if verb not in by_verb:
-            vp = verbs.add_parser(verb, help=f"{verb} a repo, file, pipeline, job, ...")
+            vp = verbs.add_parser(verb, help=f"{verb} {' | '.join(sorted(nouns_of[verb]))}")
             nouns = vp.add_subparsers(dest="noun", metavar="NOUN")
             nouns.required = True
             by_verb[verb] = _Verb(vp, nouns)

@@ -253,9 +253,8 @@ class _Progress:
     def __init__(self, total: int, files: int):
         self.bar = None
         if sys.stderr.isatty() and (total >= 64 << 20 or files >= 1000):
-            from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
-
             from rich.console import Console
+            from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
             self.bar = Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
                                 TransferSpeedColumn(), console=Console(file=sys.stderr), transient=True)
@@ -325,23 +324,36 @@ def get_file(ns: argparse.Namespace) -> None:
         _write_out(iter(lambda: f.read(1 << 20), b""))
 
 
-_FILE_COLUMNS = [("path", "name"), ("type", "type"), ("size_h", "size")]
-
-
-def _file_rows(files: Iterable[Any], fmt: str) -> Iterator[dict[str, Any]]:
-    if fmt == "json":
-        for f in files:
-            yield f.to_dict()
-        return
-    for f in files:
-        yield {"path": f.path, "type": f.type, "size_h": human_size(f.size)}
-
-
 @command("list", "file", help="List the files of a directory (REPO@REF[:/DIR]).",
          args=[arg("dir", metavar="REPO@REF[:/PATH]"), OUTPUT_ARG])
 def list_file(ns: argparse.Namespace) -> None:
+    import json
+
     repo, ref, path = _ref(ns.dir)
-    _emit_stream(_file_rows(_store().iter_file(repo, ref, path), ns.output), _FILE_COLUMNS, ns.output)
+    rows = _store().iter_file_tuples(repo, ref, path)
+    out = sys.stdout
+    # Million-file listings: rows are formatted straight from tuples, in blocks, never all held.
+    if ns.output == "json":
+        dumps = json.dumps
+        for block in iter(lambda: list(itertools.islice(rows, 4096)), []):
+            # Stored paths are printable ASCII; only '"' and '\\' need json.dumps' escaping.
+            out.write("".join(
+                f'{{"path": {dumps(p) if chr(34) in p or chr(92) in p else chr(34) + p + chr(34)}, '
+                f'"type": "{t}", "size": {s}, "hash": "{h}"}}\n' for p, t, s, h in block))
+        return
+    head = list(itertools.islice(rows, _STREAM_WIDTH_ROWS))
+    w = max([len("NAME")] + [len(r[0]) for r in head])
+    sizes: dict[int, str] = {}
+
+    def size(n: int) -> str:
+        got = sizes.get(n)
+        if got is None:
+            got = sizes[n] = human_size(n)
+        return got
+
+    out.write(f"{'NAME':<{w}}  TYPE  SIZE\n")
+    for block in itertools.chain([head], iter(lambda: list(itertools.islice(rows, 4096)), [])):
+        out.write("".join(f"{p:<{w}}  {t:<4}  {size(s)}\n" for p, t, s, _ in block))
 
 
 @command("inspect", "file", help="Show a file or directory.", args=[arg("file", metavar="REPO@REF:/PATH"), OUTPUT_ARG])

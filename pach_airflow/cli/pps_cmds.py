@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import sys
+from datetime import UTC
 from typing import Any
 
 from pach_airflow.cli import OUTPUT_ARG, arg, command
@@ -60,15 +61,12 @@ def _loader_call(fn_name: str, *args: Any) -> None:
 
 
 def _install(ns: argparse.Namespace, specs: list, stdin_text: str | None) -> None:
+    """Put the (already validated) spec file into the dags folder, when one is configured: the
+    loader keeps the user's own text for a one-pipeline file and splits a several-pipeline file."""
     folder = _dags_folder(ns)
-    if not folder:
+    if not folder or not specs:
         return
-    from pach_airflow.spec import dump_spec
-
-    for spec in specs:
-        # One file per pipeline, from the validated, normalised spec (several pipelines in one file
-        # become several DAG files).
-        _loader_call("install_spec", json.dumps(dump_spec(spec), indent=2), folder)
+    _loader_call("install_spec", stdin_text if stdin_text is not None else os.path.abspath(ns.file), folder)
 
 
 @command("create", "pipeline", help="create a pipeline from a spec file (and install it for Airflow)",
@@ -81,11 +79,7 @@ def create_pipeline(ns: argparse.Namespace) -> int:
     store = _store()
     for spec in specs:
         name = spec.pipeline.name
-        try:
-            jobs.inspect_pipeline(store, name)
-        except Exception:
-            pass
-        else:
+        if name in {p.name for p in jobs.list_pipelines(store)}:
             raise AlreadyExists(f"pipeline {name} exists already; change it with: "
                                 f"pach-airflow update pipeline -f {ns.file}")
     for spec in specs:
@@ -186,7 +180,12 @@ def delete_pipeline(ns: argparse.Namespace) -> int:
     jobs.delete_pipeline(_store(), ns.name, keep_repo=ns.keep_repo, force=ns.force)
     folder = _dags_folder(ns)
     if folder:
-        _loader_call("remove_spec", ns.name, folder)
+        from pach_airflow.errors import NotFound
+
+        try:
+            _loader_call("remove_spec", ns.name, folder)
+        except NotFound as exc:  # created without a dags folder: nothing to take out
+            print(f"pach-airflow: note: {exc}", file=sys.stderr)
     return 0
 
 
@@ -197,7 +196,7 @@ def _pause(ns: argparse.Namespace, paused: bool) -> int:
     if _dags_folder(ns):
         try:
             _loader_call("set_paused", ns.name, paused)
-        except Exception as exc:  # the store record is what runs obey; Airflow may simply be down
+        except Exception as exc:  # noqa: BLE001 - the store record is what runs obey; Airflow may be down
             print(f"pach-airflow: note: the Airflow DAG was not {'paused' if paused else 'unpaused'}: {exc}",
                   file=sys.stderr)
     return 0
@@ -221,9 +220,9 @@ def _duration(job) -> str:
     if start is None:
         return "-"
     if end is None:
-        from datetime import datetime, timezone
+        from datetime import datetime
 
-        end = datetime.now(timezone.utc)
+        end = datetime.now(UTC)
     secs = (end - start).total_seconds()
     if secs < 60:
         return f"{secs:.1f}s" if secs < 10 else f"{int(secs)}s"

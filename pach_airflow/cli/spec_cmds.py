@@ -10,8 +10,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pach_airflow.cli import arg, command
+
+if TYPE_CHECKING:  # pydantic models: imported for the type checker only, the CLI must start fast
+    from pach_airflow.spec import PipelineSpec
 
 SPEC_SUFFIXES = (".json", ".yaml", ".yml")
 
@@ -21,7 +25,9 @@ def _spec_files(target: str) -> list[str]:
     path = Path(target)
     if target == "-" or not path.is_dir():
         return [target]
-    return sorted(str(p) for p in path.rglob("*") if p.suffix in SPEC_SUFFIXES and p.is_file())
+    return sorted(str(p) for p in path.rglob("*")
+                  if p.suffix in SPEC_SUFFIXES and p.is_file()
+                  and not any(part.startswith(".") for part in p.relative_to(path).parts))
 
 
 @command("validate", help="check pipeline spec files (JSON or YAML) the way create pipeline would",
@@ -35,7 +41,7 @@ def validate_cmd(ns: argparse.Namespace) -> int:
     from pach_airflow.spec import dump_spec, load_specs, parse_specs, spec_warnings
 
     problems: list[str] = []
-    valid: list[tuple[str, object]] = []
+    valid: list[tuple[str, PipelineSpec]] = []
     first_file: dict[str, str] = {}
     files = [f for target in ns.files for f in _spec_files(target)]
     if not files:

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import itertools
 import os
 import shutil
-import tempfile
 import threading
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import BinaryIO, Self
 
 from pach_airflow.errors import BackendError, NotFound
 
@@ -44,6 +44,9 @@ class Backend:
     """What PFS needs from an object store. Keys are relative (no leading ``/``)."""
 
     url: str
+    # True when ``exists`` is as cheap as a local stat; False when it is a network round trip (S3),
+    # where small blobs are better written with one conditional put than checked first.
+    cheap_exists: bool = True
 
     def get(self, key: str) -> bytes:
         raise NotImplementedError
@@ -112,10 +115,11 @@ class LocalBackend(Backend):
             raise BackendError(f"cannot use {self.root} as a store folder: {exc}") from exc
         self._dirs: set[str] = set()
         self._dirs_lock = threading.Lock()
+        self._seq = itertools.count()
 
     # -- helpers -------------------------------------------------------------------------------
     def _path(self, key: str) -> str:
-        if not key or key.startswith("/") or ".." in key.split("/") or key.startswith("."):
+        if not key or key.startswith(("/", ".")) or ".." in key.split("/"):
             raise BackendError(f"{self.root}: invalid key {key!r}")
         return os.path.join(self.root, key)
 
@@ -128,7 +132,9 @@ class LocalBackend(Backend):
             self._dirs.add(parent)
 
     def _tmpfile(self) -> tuple[int, str]:
-        return tempfile.mkstemp(dir=self._tmp, prefix="w-")
+        # Cheaper than mkstemp (no random names to try): pid + thread + counter is unique already.
+        path = os.path.join(self._tmp, f"w-{os.getpid()}-{threading.get_ident()}-{next(self._seq)}")
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644), path
 
     def _write_tmp(self, data: bytes) -> str:
         fd, tmp = self._tmpfile()
@@ -305,7 +311,7 @@ class _FileLock:
         self.path = path
         self.fd = -1
 
-    def __enter__(self) -> _FileLock:
+    def __enter__(self) -> Self:
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         fcntl.flock(self.fd, fcntl.LOCK_EX)
         return self

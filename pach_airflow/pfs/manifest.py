@@ -107,13 +107,9 @@ class Manifests:
             if hit is not None:
                 self._cache.move_to_end(h)
                 return hit
-        text = self._get_text(h).decode()
-        entries: list[Entry] = []
-        append = entries.append
-        for line in text.split("\n"):
-            if line:
-                p, fh, s = line.split("\t")
-                append((p, fh, int(s)))
+        lines = self._get_text(h).decode().split("\n")
+        lines.pop()  # the text ends with a newline
+        entries: list[Entry] = [(p, fh, int(s)) for p, fh, s in (line.split("\t") for line in lines)]
         with self._lock:
             self._cache[h] = entries
             while len(self._cache) > self._cache_chunks:
@@ -174,6 +170,9 @@ class Manifests:
         below = prefix + "/"
         for n, r in enumerate(refs):
             entries = self.read_chunk(r.hash)
+            if r.first.startswith(below) and r.last.startswith(below):
+                yield from entries  # the whole chunk is below the prefix: no per-entry checks
+                continue
             start = bisect.bisect_left(entries, (lo,)) if n == 0 else 0
             for e in entries[start:] if start else entries:
                 p = e[0]

@@ -55,7 +55,7 @@ def _validate_name(kind: str, name: str, max_len: int) -> str:
             f"{kind} name {name!r} invalid: only alphanumeric characters, underscores, and dashes are allowed"
         )
     if len(name) > max_len:
-        raise InvalidName(f"{kind} name {name!r} is {len(name)} characters long: at most {max_len} are allowed")
+        raise InvalidName(f"{kind} name {name!r} invalid: {len(name)} characters long, at most {max_len} are allowed")
     return name
 
 

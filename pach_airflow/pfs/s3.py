@@ -38,6 +38,8 @@ def make_client(**kwargs: Any) -> Any:
 
 
 class S3Backend(Backend):
+    cheap_exists = False
+
     def __init__(self, bucket: str, prefix: str = "", *, client: Any | None = None):
         self.bucket = bucket
         self.prefix = prefix.strip("/")

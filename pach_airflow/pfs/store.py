@@ -34,8 +34,8 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
-from typing import Any, BinaryIO
+from datetime import UTC, datetime
+from typing import Any, BinaryIO, Self
 
 from pach_airflow.errors import AlreadyExists, Conflict, InvalidName, InvalidPath, NotFound, StoreError
 from pach_airflow.pfs import paths as P
@@ -48,6 +48,7 @@ __all__ = ["DEFAULT_STORE_URL", "OpenCommit", "Store", "open_store", "store_url"
 DEFAULT_STORE_URL = "file://~/.pach-airflow/store"
 CAS_ATTEMPTS = 200
 SMALL_BLOB = 8 << 20  # stream inputs up to this size are hashed in memory; bigger ones are spooled
+SMALL_FILE = 256 << 10  # local files up to this size are read whole
 IO_THREADS = 16
 
 _RECORD_PART = re.compile(r"[A-Za-z0-9_.=@:+,-]+")
@@ -68,7 +69,7 @@ def open_store(url: str | None = None, *, client: object | None = None) -> Store
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def _dumps(obj: Any) -> bytes:
@@ -144,6 +145,7 @@ class Store:
         self._stats_lock = threading.Lock()
         self.bytes_uploaded = 0  # file bytes sent to the backend by put_blob (dedup skips count 0)
         self.blobs_skipped = 0
+        self._seen: set[str] = set()  # blobs known to be stored (blobs are never deleted)
 
     def __repr__(self) -> str:
         return f"Store({self.url!r})"
@@ -602,20 +604,37 @@ class Store:
         is written."""
         branch, open_id = self._target(repo, ref)
         items = [(P.validate_path_for_write(p), src) for p, src in items]
+        have = None if append else self._head_hashes(repo, branch)
         if open_id is not None:
-            ops = self._upload(items, append, progress)
+            ops = self._upload(items, append, progress, have)
             self._append_ops(repo, open_id, ops)
             return open_id
         with self.open_commit(repo, branch) as c:
-            c.ops.extend(self._upload(items, append, progress))
+            c.ops.extend(self._upload(items, append, progress, have))
         return c.commit_id
 
-    def _upload(self, items: list[tuple[str, Any]], append: bool, progress: Callable[[int], None] | None
-                ) -> list[tuple]:
+    def _head_hashes(self, repo: str, branch: str) -> Callable[[str], str | None] | None:
+        """path → its content hash in the branch head: a blob named there is stored already, so a
+        re-put of unchanged files sends nothing (not even a HEAD request)."""
+        got = self._read_branch(repo, branch)
+        if got is None or not got[0].get("head"):
+            return None
+        index = self._read_commit(repo, got[0]["head"]).manifest
+        if index is None:
+            return None
+
+        def have(path: str) -> str | None:
+            e = self.manifests.lookup(index, path)
+            return e[1] if e else None
+
+        return have
+
+    def _upload(self, items: list[tuple[str, Any]], append: bool, progress: Callable[[int], None] | None,
+                have: Callable[[str], str | None] | None = None) -> list[tuple]:
         kind = "append" if append else "put"
 
         def one(item: tuple[str, Any]) -> tuple:
-            h, size = self.put_blob(item[1])
+            h, size = self.put_blob(item[1], have=have(item[0]) if have else None)
             if progress is not None:
                 progress(size)
             return (kind, item[0], h, size)
@@ -623,7 +642,10 @@ class Store:
         if len(items) <= 1 or any(not isinstance(src, (bytes, bytearray, memoryview, os.PathLike))
                                   for _, src in items):
             return [one(i) for i in items]
-        return list(self._pool("io").map(one, items))
+        # Batches, not one task per file: the executor's per-task cost is as big as a small file's put.
+        size = max(1, min(64, len(items) // (IO_THREADS * 2)))
+        batches = [items[i:i + size] for i in range(0, len(items), size)]
+        return [op for batch in self._pool("io").map(lambda b: [one(i) for i in b], batches) for op in batch]
 
     def put_file(self, repo: str, ref: str, path: str, src: Any, *, append: bool = False) -> str:
         """Put one file: into the branch's open commit if there is one, else as a commit of its own."""
@@ -681,7 +703,7 @@ class Store:
         ops = _Ops()
         for key in self.backend.list(f"repos/{repo}/open-commits/{open_id}/ops/"):
             ops.extend(tuple(o) for o in json.loads(self.backend.get(key))["ops"])
-        landed = self._landed(repo, branch, open_id)
+        landed = self._landed(repo, branch, open_id, meta.get("started", ""))
         info = landed or self._finish_ops(repo, branch, open_id, ops, {
             k: meta[k] for k in ("origin", "description", "provenance", "started", "error")})
         self.backend.delete(self._open_marker_key(repo, branch))
@@ -689,13 +711,14 @@ class Store:
             self.backend.delete(key)
         return info
 
-    def _landed(self, repo: str, branch: str, cid: str) -> CommitInfo | None:
-        # A finish killed after its commit landed but before cleanup must not land it twice.
+    def _landed(self, repo: str, branch: str, cid: str, started: str) -> CommitInfo | None:
+        # A finish killed after its commit landed but before cleanup must not land it twice. Only
+        # commits that finished after this one started can be it, so the walk stops early.
         got = self._read_branch(repo, branch)
-        for n, c in enumerate(self._history(repo, got[0].get("head") if got else None)):
+        for c in self._history(repo, got[0].get("head") if got else None):
             if c.id == cid:
                 return c
-            if n > 1000:
+            if not c.finished or c.finished < started:
                 break
         return None
 
@@ -720,6 +743,11 @@ class Store:
     def iter_file(self, repo: str, ref: str, path: str = "/") -> Iterator[FileInfo]:
         """The direct children of directory ``path`` (dirs end in ``/``), streamed in path order; for a
         file, the file itself."""
+        for p, t, s, h in self.iter_file_tuples(repo, ref, path):
+            yield FileInfo(p, t, s, h)
+
+    def iter_file_tuples(self, repo: str, ref: str, path: str = "/") -> Iterator[tuple[str, str, int, str]]:
+        """:meth:`iter_file` as plain ``(path, type, size, hash)`` tuples (for million-file listings)."""
         _, index = self._index(repo, ref)
         path = P.clean_path(path)
         cut = 1 if path == "/" else len(path) + 1
@@ -730,29 +758,58 @@ class Store:
                 return
             raise NotFound(f"file {path} not found in {repo}@{ref}")
         if first[0] == path:
-            yield FileInfo(path, "file", first[2], first[1])
+            yield path, "file", first[2], first[1]
             return
         cur: str | None = None
         h = hashlib.sha256()
         size = 0
         for p, fh, s in _chain([first], it):
-            rel = p[cut:]
-            slash = rel.find("/")
-            if slash == -1:
+            if p.find("/", cut) == -1:
                 if cur is not None:
-                    yield FileInfo(cur + "/", "dir", size, h.hexdigest())
+                    yield cur + "/", "dir", size, h.hexdigest()
                     cur = None
-                yield FileInfo(p, "file", s, fh)
+                yield p, "file", s, fh
                 continue
-            d = p[:cut + slash]
+            d = p[:p.find("/", cut)]
             if d != cur:
                 if cur is not None:
-                    yield FileInfo(cur + "/", "dir", size, h.hexdigest())
+                    yield cur + "/", "dir", size, h.hexdigest()
                 cur, h, size = d, hashlib.sha256(), 0
             h.update(f"{p[len(d) + 1:]}\0{fh}\n".encode())
             size += s
         if cur is not None:
-            yield FileInfo(cur + "/", "dir", size, h.hexdigest())
+            yield cur + "/", "dir", size, h.hexdigest()
+
+    def walk_tree(self, repo: str, ref: str, prefix: str = "/") -> Iterator[FileInfo]:
+        """Every directory and file below ``prefix`` (not ``prefix`` itself), in Pachyderm's order:
+        lexicographic, directories as ``/dir/`` just before their contents, each with its subtree size
+        and hash (as :meth:`inspect_file` gives them). This is the tree Pachyderm's glob walks."""
+        _, index = self._index(repo, ref)
+        prefix = P.clean_path(prefix)
+        cut = 1 if prefix == "/" else len(prefix) + 1
+        dirs: dict[str, list[Any]] = {}  # dir path → [size, hasher]; pass 1 over the manifest
+        for p, fh, s in self.manifests.iter_prefix(index, prefix):
+            i = p.find("/", cut)
+            while i != -1:
+                d = p[:i]
+                agg = dirs.get(d)
+                if agg is None:
+                    agg = dirs[d] = [0, hashlib.sha256()]
+                agg[0] += s
+                agg[1].update(f"{p[i + 1:]}\0{fh}\n".encode())
+                i = p.find("/", i + 1)
+        emitted: set[str] = set()
+        for p, fh, s in self.manifests.iter_prefix(index, prefix):  # pass 2: chunks are cached
+            if p == prefix:
+                continue
+            i = p.find("/", cut)
+            while i != -1:
+                d = p[:i]
+                if d not in emitted:
+                    emitted.add(d)
+                    yield FileInfo(d + "/", "dir", dirs[d][0], dirs[d][1].hexdigest())
+                i = p.find("/", i + 1)
+            yield FileInfo(p, "file", s, fh)
 
     def list_file(self, repo: str, ref: str, path: str = "/") -> list[FileInfo]:
         return list(self.iter_file(repo, ref, path))
@@ -826,39 +883,35 @@ class Store:
             raise InvalidName(f"blob hash {h!r} invalid: a sha256 hex digest")
         return f"blobs/{h[:2]}/{h}"
 
-    def put_blob(self, src: Any) -> tuple[str, int]:
+    def put_blob(self, src: Any, *, have: str | None = None) -> tuple[str, int]:
         """Store content (bytes, a binary file object, or a local path) once; returns (sha256, size).
-        Nothing is uploaded when the blob is there already."""
+
+        Nothing is uploaded when the blob is there already: it was seen by this store object, its hash
+        is ``have`` (e.g. the hash the path has in the branch head), or the backend has it."""
         if isinstance(src, (bytes, bytearray, memoryview)):
-            data = bytes(src)
-            return self._put_bytes_blob(data)
+            return self._put_bytes_blob(bytes(src), have)
         if isinstance(src, str):
             raise TypeError("put_blob/put_file: pass bytes, a binary file or a pathlib.Path, not str")
         if isinstance(src, os.PathLike):
             path = os.fspath(src)
             try:
-                size = os.path.getsize(path)
-                if size <= 256 << 10:
-                    with open(path, "rb") as f:
-                        return self._put_bytes_blob(f.read())
+                with open(path, "rb") as f:
+                    size = os.fstat(f.fileno()).st_size
+                    if size <= SMALL_FILE:
+                        return self._put_bytes_blob(f.read(), have)
                 h = _hash_file(path)
             except FileNotFoundError:
                 raise NotFound(f"local file {path} not found") from None
             except IsADirectoryError:
                 raise InvalidPath(f"local path {path} is a directory: use put file -r") from None
-            key = self._blob_key(h)
-            if self.backend.exists(key):
-                self._count(0)
-            else:
-                self.backend.put_file(key, path)
-                self._count(size)
+            self._put_file_blob(h, size, path, have)
             return h, size
         # A file object: small ones in memory, large ones spooled to a temp file while hashing.
         first = src.read(SMALL_BLOB + 1)
         if isinstance(first, str):
             raise TypeError("put_file: open the file in binary mode ('rb')")
         if len(first) <= SMALL_BLOB:
-            return self._put_bytes_blob(first)
+            return self._put_bytes_blob(first, have)
         with tempfile.NamedTemporaryFile(prefix="pach-put-") as tmp:
             hasher = hashlib.sha256(first)
             tmp.write(first)
@@ -867,23 +920,49 @@ class Store:
                 tmp.write(chunk)
             tmp.flush()
             h, size = hasher.hexdigest(), tmp.tell()
-            key = self._blob_key(h)
-            if self.backend.exists(key):
-                self._count(0)
-            else:
-                self.backend.put_file(key, tmp.name)
-                self._count(size)
+            self._put_file_blob(h, size, tmp.name, have)
             return h, size
 
-    def _put_bytes_blob(self, data: bytes) -> tuple[str, int]:
-        h = hashlib.sha256(data).hexdigest()
+    def _known(self, h: str, have: str | None) -> bool:
+        if h == have or h in self._seen:
+            self._count(0)
+            return True
+        return False
+
+    def _put_file_blob(self, h: str, size: int, path: str, have: str | None) -> None:
+        if self._known(h, have):
+            return
         key = self._blob_key(h)
         if self.backend.exists(key):
             self._count(0)
         else:
+            self.backend.put_file(key, path)
+            self._count(size)
+        self._remember(h)
+
+    def _put_bytes_blob(self, data: bytes, have: str | None = None) -> tuple[str, int]:
+        h = hashlib.sha256(data).hexdigest()
+        if self._known(h, have):
+            return h, len(data)
+        key = self._blob_key(h)
+        if not self.backend.cheap_exists and len(data) <= SMALL_FILE:
+            # One conditional PUT instead of HEAD + PUT: for small blobs on S3 the request, not the
+            # bytes, is the cost. (Re-puts of the same paths never get here: ``have`` catches them.)
+            self.backend.put_if_absent(key, data)
+            self._count(len(data))
+        elif self.backend.exists(key):
+            self._count(0)
+        else:
             self.backend.put(key, data)
             self._count(len(data))
+        self._remember(h)
         return h, len(data)
+
+    def _remember(self, h: str) -> None:
+        with self._stats_lock:
+            if len(self._seen) >= 1_000_000:
+                self._seen.clear()  # bounded memory; forgetting only costs a HEAD request
+            self._seen.add(h)
 
     def _count(self, n: int) -> None:
         with self._stats_lock:
@@ -1017,7 +1096,7 @@ class OpenCommit:
             self.info = self.store._finish_ops(self.repo, self.branch, self.commit_id, self.ops, self.meta)
         return self.info
 
-    def __enter__(self) -> OpenCommit:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:

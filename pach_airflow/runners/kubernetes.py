@@ -166,6 +166,10 @@ class KubernetesConfig:
         from pach_airflow import airflow_config
 
         values = airflow_config.section()
+        for key in cls._KEYS.values():
+            # a section absent from airflow.cfg may still have env overrides: ask key by key
+            if not values.get(key):
+                values[key] = airflow_config.get(key) or ""
         if not values.get("store"):
             values["store"] = airflow_config.store_url() or ""
         return cls.from_mapping(values)

@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from pach_airflow.errors import RunnerError
-from pach_airflow.worker.stage import DEFAULT_SECRETS_DIR, load_set, stage_set
+from pach_airflow.worker.stage import DEFAULT_SECRETS_DIR, find_busybox, load_set, stage_set
 from pach_airflow.worker.upload import upload_set
 from pach_airflow.worker.workdir import WorkDir, write_text_atomic
 
@@ -225,7 +225,10 @@ def run_set(store, pipeline: str, job_id: str, set_id: str, *, work_root: str | 
     job, _datums = load_set(store, pipeline, job_id, set_id)
     spec = job["spec"]
     prefix, owner = user_prefix(spec)
+    # Everything this machine lacks is reported before any work folder exists.
     _ensure_mount_point()
+    find_busybox()
+    ns_argv = namespace_argv()
     sdir = secrets_dir()
     mounts = _mounts(spec, sdir)
 
@@ -246,7 +249,7 @@ def run_set(store, pipeline: str, job_id: str, set_id: str, *, work_root: str | 
         enter = w.root / "enter.sh"
         write_text_atomic(enter, _enter_script(w, pfsroot, mounts))
         t1 = time.monotonic()
-        _run_in_namespace(w, enter)
+        _run_in_namespace(w, enter, ns_argv)
         t2 = time.monotonic()
         record = upload_set(store, w)
         t3 = time.monotonic()
@@ -261,8 +264,8 @@ def run_set(store, pipeline: str, job_id: str, set_id: str, *, work_root: str | 
             "run_seconds": round(t2 - t1, 3), "upload_seconds": round(t3 - t2, 3)}
 
 
-def _run_in_namespace(w: WorkDir, enter: Path) -> None:
-    argv = [*namespace_argv(), str(w.busybox), "sh", str(enter)]
+def _run_in_namespace(w: WorkDir, enter: Path, ns_argv: Sequence[str]) -> None:
+    argv = [*ns_argv, str(w.busybox), "sh", str(enter)]
     tail: deque[str] = deque(maxlen=40)
     # The shim's own stdout (a header and the log of each datum) goes to our log: Airflow task logs.
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -126,6 +126,10 @@ class Placed:
     y: float
     w: float
     h: float
+    layer: int = 0
+
+
+ARC_DROP = 26  # how far below the lower of its two nodes an edge that skips a column dips
 
 
 def layout(g: Lineage) -> tuple[dict[str, Placed], float, float]:
@@ -179,9 +183,11 @@ def layout(g: Lineage) -> tuple[dict[str, Placed], float, float]:
         col_h = len(col) * NODE_H + (len(col) - 1) * ROW_GAP
         y0 = (height - col_h) / 2
         for i, n in enumerate(col):
-            placed[n] = Placed(g.nodes[n], x, y0 + i * (NODE_H + ROW_GAP), w, NODE_H)
+            placed[n] = Placed(g.nodes[n], x, y0 + i * (NODE_H + ROW_GAP), w, NODE_H, c)
         x += w + COL_GAP
     width = x - COL_GAP + PAD if columns else PAD * 2
+    if any(layer[e.target] - layer[e.source] > 1 for e in g.edges):
+        height += ARC_DROP + 8  # room for the arcs of edges that skip columns
     return placed, width, height
 
 
@@ -204,15 +210,19 @@ def render_svg(g: Lineage, *, highlight: str | None = None) -> str:
     ]
     for e in g.edges:
         a, b = placed[e.source], placed[e.target]
-        x1, y1 = a.x + a.w, a.y + a.h / 2
-        x2, y2 = b.x, b.y + b.h / 2
-        if x2 <= x1:  # a back edge of a cut cycle: route it below
-            x1, x2 = a.x + a.w / 2, b.x + b.w / 2
-        mid = (x1 + x2) / 2
-        parts.append(
-            f'<path class="edge" d="M {x1:.1f} {y1:.1f} C {mid:.1f} {y1:.1f}, {mid:.1f} {y2:.1f}, '
-            f'{x2 - 2:.1f} {y2:.1f}" marker-end="url(#arrow)"><title>{escape(e.label)}</title></path>'
-        )
+        if b.layer - a.layer > 1 or b.layer <= a.layer:
+            # Skips a column (or closes a cut cycle): an arc below the nodes, so it never hides behind
+            # the edges of the columns it passes.
+            x1, y1 = a.x + a.w / 2, a.y + a.h
+            x2, y2 = b.x + b.w / 2, b.y + b.h + 2
+            low = max(y1, y2) + ARC_DROP
+            d = f"M {x1:.1f} {y1:.1f} C {x1:.1f} {low:.1f}, {x2:.1f} {low:.1f}, {x2:.1f} {y2:.1f}"
+        else:
+            x1, y1 = a.x + a.w, a.y + a.h / 2
+            x2, y2 = b.x, b.y + b.h / 2
+            mid = (x1 + x2) / 2
+            d = f"M {x1:.1f} {y1:.1f} C {mid:.1f} {y1:.1f}, {mid:.1f} {y2:.1f}, {x2 - 2:.1f} {y2:.1f}"
+        parts.append(f'<path class="edge" d="{d}" marker-end="url(#arrow)"><title>{escape(e.label)}</title></path>')
     for nid, p in placed.items():
         n = p.node
         cls = f"node {n.kind}" + (" highlight" if nid == highlight else "")

@@ -128,8 +128,11 @@ def render_shim(cfg: ShimConfig, n_datums: int, *, title: str = "") -> str:
     """
     timeout = "" if cfg.datum_timeout is None else str(max(1, math.ceil(cfg.datum_timeout)))
     accept = "|".join(["0", *(str(c) for c in cfg.accept_return_code)])
-    cmd_words = _words([*cfg.user_prefix, *cfg.cmd])
-    err_words = _words([*cfg.user_prefix, *cfg.err_cmd]) if cfg.err_cmd else ""
+    # cmd[0] is looked up in PATH by the shim (see lookpath) and passed as an absolute path: busybox
+    # env would otherwise run its own applet for names like sh, ls or cp instead of the image's program.
+    prefix = _words(cfg.user_prefix)
+    cmd_args = _words(cfg.cmd[1:])
+    err_args = _words(cfg.err_cmd[1:]) if cfg.err_cmd else ""
     header = f"# {title}\n" if title else ""
     # The script body. Shell variables used throughout:
     #   W work dir, BB busybox, P /pfs, d the datum dir, t0 attempt start (centiseconds)
@@ -145,6 +148,8 @@ TIMEOUT={timeout}
 HAS_STDIN={1 if cfg.stdin is not None else 0}
 HAS_ERR_STDIN={1 if cfg.err_stdin is not None else 0}
 WORKING_DIR={_q(cfg.working_dir)}
+CMD0={_q(cfg.cmd[0])}
+ERR0={_q(cfg.err_cmd[0]) if cfg.err_cmd else "''"}
 
 if [ ! -x "$BB" ]; then echo "shim: $BB is missing: run 'pach-airflow worker stage' first" >&2; exit 70; fi
 if [ ! -d "$P" ] || [ ! -w "$P" ]; then
@@ -152,32 +157,55 @@ if [ ! -d "$P" ] || [ ! -w "$P" ]; then
   exit 70
 fi
 
+# transform.user (local runner): the user that must own /pfs/out.
+OWNER=; if [ -f "$W/owner" ]; then read -r OWNER < "$W/owner"; fi
+
 # Epoch time in centiseconds: busybox date has no %N, so /proc/uptime gives the fraction.
 E0=$($BB date +%s)
 up() {{ read -r _u _rest < /proc/uptime 2>/dev/null || {{ _u=$(( ($($BB date +%s) - E0) * 100 + U0 )); return; }}; _u="${{_u%.*}}${{_u#*.}}"; }}
 U0=0; up; U0=$_u
 now() {{ up; _now=$(( E0 * 100 + _u - U0 )); }}
-fmt() {{ printf '%d.%02d' $(( $1 / 100 )) $(( $1 % 100 )); }}
-log() {{ now; printf '%s %s\\n' "$(fmt $_now)" "$*" >> "$d/log"; }}
+# fmt CS: sets _fmt to centiseconds CS as seconds ("12.05"); no subshell, this runs several times a datum.
+fmt() {{ _c=$(( $1 % 100 )); [ "$_c" -lt 10 ] && _c=0$_c; _fmt=$(( $1 / 100 )).$_c; }}
+log() {{ now; fmt "$_now"; printf '%s %s\\n' "$_fmt" "$*" >> "$d/log"; }}
 
 accepted() {{ case "$1" in {accept}) return 0 ;; esac; return 1; }}
 
+# Shell builtins (kill, printf, read, test) are part of busybox sh itself; every other command is $BB's.
+# Execs are the shim's main cost, so each step below uses as few as it can.
 clear_pfs() {{
+  set --
   for _e in "$P"/* "$P"/.[!.]* "$P"/..?*; do
-    if [ -e "$_e" ] || [ -L "$_e" ]; then $BB rm -rf -- "$_e" || return 1; fi
+    if [ -e "$_e" ] || [ -L "$_e" ]; then set -- "$@" "$_e"; fi
   done
+  [ "$#" = 0 ] || $BB rm -rf -- "$@"
 }}
 
 # Makes /pfs look like Pachyderm's for one attempt: inputs linked (driver_unix.go linkData), .env, empty out.
 setup_pfs() {{
   clear_pfs || return 1
-  for _i in "$d"/pfs/*; do
-    [ -e "$_i" ] || continue
-    $BB ln -s "$_i" "$P/${{_i##*/}}" || return 1
-  done
-  if [ -f "$d/dotenv" ]; then $BB cp "$d/dotenv" "$P/.env" || return 1; fi
+  set --
+  for _i in "$d"/pfs/*; do [ -e "$_i" ] && set -- "$@" "$_i"; done
+  [ "$#" = 0 ] || $BB ln -s "$@" "$P/" || return 1
+  if [ -f "$d/dotenv" ]; then
+    while IFS= read -r _l || [ -n "$_l" ]; do printf '%s\\n' "$_l"; done < "$d/dotenv" > "$P/.env" || return 1
+  fi
   $BB mkdir "$P/out" || return 1
-  if [ -f "$W/owner" ]; then $BB chown "$($BB cat "$W/owner")" "$P/out" || return 1; fi
+  if [ -n "$OWNER" ]; then $BB chown "$OWNER" "$P/out" || return 1; fi
+}}
+
+# lookpath NAME: sets _prog to NAME's absolute path, searched in PATH as Go's exec.LookPath does (a name
+# with a slash is used as it is). Returns 1 when there is no such executable.
+lookpath() {{
+  case "$1" in */*) _prog=$1; return 0 ;; esac
+  _prog=
+  _oldifs=$IFS; IFS=:
+  for _dir in ${{PATH:-/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin}}; do
+    [ -n "$_dir" ] || _dir=.
+    if [ -f "$_dir/$1" ] && [ -x "$_dir/$1" ]; then _prog="$_dir/$1"; break; fi
+  done
+  IFS=$_oldifs
+  [ -n "$_prog" ]
 }}
 
 # run_user KIND SECONDS: runs cmd (KIND=cmd) or err_cmd (KIND=err) in its own session with the datum's
@@ -185,18 +213,25 @@ setup_pfs() {{
 # Sets rc (exit status) and timed_out (1 when the watchdog fired).
 run_user() {{
   _kind=$1; _secs=$2; timed_out=0
-  $BB rm -f "$d/.timed_out"
   if [ "$_kind" = cmd ]; then _in=/dev/null; [ "$HAS_STDIN" = 1 ] && _in="$W/stdin"
   else _in=/dev/null; [ "$HAS_ERR_STDIN" = 1 ] && _in="$W/err_stdin"; fi
+  if [ "$_kind" = cmd ]; then _name=$CMD0; else _name=$ERR0; fi
+  if ! lookpath "$_name"; then
+    echo "exec: \\"$_name\\": executable file not found in \\$PATH" >> "$d/log"
+    rc=127; return 0
+  fi
   (
     if [ -n "$WORKING_DIR" ]; then
       cd "$WORKING_DIR" 2>/dev/null || {{ echo "chdir $WORKING_DIR: no such file or directory" >> "$d/log"; exit 126; }}
     fi
-    eval "set -- $($BB cat "$d/env")"
+    _envtext=
+    while IFS= read -r _l || [ -n "$_l" ]; do _envtext="$_envtext$_l
+"; done < "$d/env"
+    eval "set -- $_envtext"
     if [ "$_kind" = cmd ]; then
-      exec $BB setsid $BB env -- "$@" {cmd_words} < "$_in" >> "$d/log" 2>&1
+      exec $BB setsid $BB env -- "$@" {prefix} "$_prog" {cmd_args} < "$_in" >> "$d/log" 2>&1
     else
-      exec $BB setsid $BB env -- "$@" {err_words or "false"} < "$_in" >> "$d/log" 2>&1
+      exec $BB setsid $BB env -- "$@" {prefix} "$_prog" {err_args} < "$_in" >> "$d/log" 2>&1
     fi
   ) &
   _pid=$!
@@ -206,15 +241,15 @@ run_user() {{
     _wd=$!
   fi
   wait "$_pid"; rc=$?
-  if [ -n "$_wd" ]; then $BB kill -KILL "-$_wd" 2>/dev/null; wait "$_wd" 2>/dev/null; fi
-  $BB kill -KILL "-$_pid" 2>/dev/null
+  if [ -n "$_wd" ]; then kill -KILL "-$_wd" 2>/dev/null; wait "$_wd" 2>/dev/null; fi
+  kill -KILL "-$_pid" 2>/dev/null
   if [ -e "$d/.timed_out" ]; then timed_out=1; $BB rm -f "$d/.timed_out"; fi
   return 0
 }}
 
 run_datum() {{
   d="$W/datums/$1"
-  [ -f "$d/state" ] && return 0
+  [ -s "$d/state" ] && return 0
   now; start=$_now
   state=FAILED; reason=; recovered=0; try=0
   while [ "$try" -lt "$TRIES" ]; do
@@ -223,7 +258,7 @@ run_datum() {{
     log "beginning to run user code (attempt $try of $TRIES)"
     now; t0=$_now
     run_user cmd "$TIMEOUT"
-    now; el=$(fmt $((_now - t0)))
+    now; fmt $((_now - t0)); el=$_fmt
     if [ "$timed_out" = 1 ]; then
       reason="datum_timeout of ${{TIMEOUT}}s exceeded: the process group was killed"
     elif accepted "$rc"; then
@@ -238,7 +273,8 @@ run_datum() {{
     {"run_err" if cfg.err_cmd else ":"}
   done
   if [ "$state" != SUCCESS ] && [ "$recovered" = 1 ]; then state=RECOVERED; fi
-  $BB rm -rf -- "$d/out"
+  [ "$state" = SUCCESS ] && [ -d "$P/out" ] && materialize_links
+  if [ -e "$d/out" ] || [ -L "$d/out" ]; then $BB rm -rf -- "$d/out"; fi
   if [ -d "$P/out" ]; then
     $BB mv -- "$P/out" "$d/out" 2>/dev/null || {{ $BB cp -a -- "$P/out" "$d/out" && $BB rm -rf -- "$P/out"; }}
   else
@@ -247,11 +283,25 @@ run_datum() {{
   now
   printf '%s\\n' "$try" > "$d/tries"
   printf '%s\\n' "$reason" > "$d/reason"
-  printf '%s %s\\n' "$(fmt $start)" "$(fmt $_now)" > "$d/timing"
-  printf '%s\\n' "$state" > "$d/state.tmp" && $BB mv "$d/state.tmp" "$d/state"
+  fmt "$start"; _t0=$_fmt; fmt "$_now"
+  printf '%s %s\\n' "$_t0" "$_fmt" > "$d/timing"
+  # Last: a datum with a non-empty state is done (a restarted shim skips it).
+  printf '%s\\n' "$state" > "$d/state"
   # The container's / runner's own log shows every datum (Airflow task logs, kubectl logs).
   echo "== datum $1: $state after $try attempt(s)${{reason:+: $reason}}"
   $BB cat "$d/log" 2>/dev/null
+}}
+
+# Symlinks in /pfs/out to files outside /pfs (say /tmp/model.bin) are replaced by copies here, where the
+# user's filesystem is visible: in a pod, upload runs in another container. Links into /pfs stay links;
+# upload resolves them by reference (Pachyderm's handleSymlinks; the empty_files trick).
+materialize_links() {{
+  $BB find "$P/out" -type l | while IFS= read -r _lnk; do
+    _tgt=$($BB readlink -f "$_lnk") || continue
+    case "$_tgt" in "$P"|"$P"/*|"$d"/*) continue ;; esac
+    [ -e "$_tgt" ] || continue
+    $BB rm -f "$_lnk" && $BB cp -RL "$_tgt" "$_lnk"
+  done
 }}
 
 # err_cmd after a failed attempt, under what is left of the attempt's datum_timeout.
@@ -262,7 +312,7 @@ run_err() {{
   log "beginning to run user error handling code"
   now; _e0=$_now
   run_user err "$_left"
-  now; _el=$(fmt $((_now - _e0)))
+  now; fmt $((_now - _e0)); _el=$_fmt
   if [ "$timed_out" = 0 ] && accepted "$rc"; then
     recovered=1
     log "finished running user error handling code after ${{_el}}s"

@@ -112,6 +112,6 @@ def test_list_datum_of_a_job_has_the_dry_run_ids(pach, store, tmp_path, local_st
     assert {r["id"] for r in rows} == dry
     table = pach("list", "datum", f"edges@{planned.job_id}").lines()
     assert table[0].split()[:3] == ["ID", "FILES", "STATUS"]
-    one = sorted(dry)[0]
+    one = min(dry)
     info = json.loads(pach("inspect", "datum", f"edges@{planned.job_id}", one[:12], "-o", "json").out)
     assert info["id"] == one

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import tempfile
 from collections import Counter
 from typing import Any
 
@@ -47,16 +48,28 @@ def _leaves(node: Any) -> list[dict]:
 
 
 def _commit(pach, tmp_path: pathlib.Path, repo: str, ops: list[tuple[str, str, str]]) -> None:
-    """One commit on repo@master holding ``ops``: (put | append | delete, path, content)."""
+    """One commit on repo@master holding ``ops``: (put | append | delete, path, content). A run of
+    puts goes in as one recursive ``put file -r`` of a local folder laid out like the repo."""
     pach("start", "commit", f"{repo}@master")
-    for n, (op, path, content) in enumerate(ops):
+    n = 0
+    while n < len(ops):
+        op, path, content = ops[n]
+        if op == "put":
+            folder = pathlib.Path(tempfile.mkdtemp(prefix=f"put-{repo}-", dir=tmp_path))
+            while n < len(ops) and ops[n][0] == "put":
+                local = folder / ops[n][1].lstrip("/")
+                local.parent.mkdir(parents=True, exist_ok=True)
+                local.write_bytes(ops[n][2].encode())
+                n += 1
+            pach("put", "file", f"{repo}@master:/", "-r", "-f", str(folder))
+            continue
         if op == "delete":
             pach("delete", "file", f"{repo}@master:{path}")
-            continue
-        local = tmp_path / f"upload-{repo}-{n}"
-        local.write_bytes(content.encode())
-        extra = ["-a"] if op == "append" else []
-        pach("put", "file", f"{repo}@master:{path}", "-f", str(local), *extra)
+        else:
+            local = pathlib.Path(tempfile.mkdtemp(prefix=f"append-{repo}-", dir=tmp_path)) / "content"
+            local.write_bytes(content.encode())
+            pach("put", "file", f"{repo}@master:{path}", "-f", str(local), "-a")
+        n += 1
     pach("finish", "commit", f"{repo}@master")
 
 

@@ -225,3 +225,41 @@ def test_cut_datum_sets(n, spec, cap, sizes):
     assert [len(s) for s in sets] == sizes
     assert [d for s in sets for d in s] == ds
     assert len(sets) <= min(cap, n)
+
+
+# ----------------------------------------------------------------------- incremental from a diff
+
+def test_plan_from_diff_falls_back_when_it_cannot_know(tmp_path):
+    from pach_airflow.datum import iter_datums, plan_incremental_diff
+    from pach_airflow.pfs import open_store
+
+    store = open_store("file://" + str(tmp_path / "store"))
+    store.create_repo("a")
+    with store.open_commit("a", "master") as c:
+        c.put_file("/x-1", b"1")
+        c.put_file("/d/y", b"2")
+    c1 = store.inspect_branch("a", "master").head
+    with store.open_commit("a", "master") as c:
+        c.put_file("/d/y", b"changed")
+    c2 = store.inspect_branch("a", "master").head
+    old, new = {("a", "master"): c1}, {("a", "master"): c2}
+    spec = {"input": pfs("a", "/*")}
+    base = {d.id: (d.hash, "SUCCESS") for d in iter_datums(store, spec, old, "s")}
+
+    plan = plan_incremental_diff(store, spec, new, "s", base=base, base_commits=old)
+    assert [d.inputs[0].path for d in plan.to_run] == ["/d/"] and plan.changed == [plan.to_run[0].id]
+    assert len(plan.skipped) == 1 and plan.removed == []
+    same = plan_incremental_diff(store, spec, old, "s", base=base, base_commits=old)
+    assert same.to_run == [] and sorted(same.skipped) == sorted(base)
+
+    def nothing(**kw):
+        args = {"base": base, "base_commits": old, **kw}
+        return plan_incremental_diff(store, args.pop("spec", spec), new, "s", **args)
+
+    assert nothing(base=None) is None
+    assert nothing(every_job=True) is None
+    assert nothing(base={k: (h, "FAILED") for k, (h, _) in base.items()}) is None
+    assert nothing(base_commits={}) is None
+    assert nothing(spec={"input": {"group": [pfs("a", "/*", group_by="$0")]}}) is None
+    assert nothing(spec={"input": {"join": [pfs("a", "/(*)", join_on="$1")]}}) is None
+    assert nothing(spec={"input": pfs("a", "/", s3=True)}) is None

@@ -38,8 +38,8 @@ globs = st.lists(st.lists(st.sampled_from(TOKENS), min_size=1, max_size=3).map("
 
 
 def all_paths(files: list[FileInfo]) -> set[str]:
-    """Files and every directory above them (with a trailing '/'), the root excluded."""
-    out = set()
+    """Files and every directory above them (with a trailing '/'), the root included when there are files."""
+    out = {"/"} if files else set()
     for f in files:
         out.add(f.path)
         parts = f.path.split("/")[1:-1]
@@ -66,11 +66,12 @@ def pfs(name, glob, **kw):
 @given(trees(), globs)
 def test_every_match_is_in_exactly_the_datums_its_glob_implies(files, pattern):
     g = compile_glob(pattern)
-    expected = sorted(p for p in all_paths(files) if g.regex.match(p.rstrip("/")))
+    expected = sorted(p for p in all_paths(files) if g.match(p))
     got = matches_of(files, pattern)
     assert [m.path for m in got] == expected  # each once, in lexicographic order, read below the prefix only
     for m in got:
         below = [f for f in files if f.path.startswith(m.path)] if m.type == "dir" else [m]
+        assert m.type == ("dir" if m.path.endswith("/") else "file")
         assert m.size == sum(f.size for f in below) and below
     datums = list(datums_from_input(pfs("in", pattern), repo_matcher({"in": files})))
     assert Counter(d.inputs[0].path for d in datums) == Counter(expected)
@@ -123,3 +124,61 @@ def test_planning_twice_gives_identical_ids_and_sizes_follow_from_parts(a, b, ga
         base = {d.id: (d.hash, "SUCCESS") for d in first}
         again = plan_incremental(second, base)
         assert again.to_run == [] and len(again.skipped) == size and again.removed == []
+
+
+@st.composite
+def changes(draw, files: list[FileInfo]):
+    """Deletes, rewrites and new files against ``files``."""
+    paths = [f.path for f in files]
+    deleted = draw(st.sets(st.sampled_from(paths), max_size=3)) if paths else set()
+    rewritten = draw(st.sets(st.sampled_from(paths), max_size=3)) if paths else set()
+    added = draw(trees())
+    return deleted, rewritten - deleted, [f.path for f in added]
+
+
+def _put_tree(store, repo: str, files: list[FileInfo]) -> str:
+    with store.open_commit(repo, "master") as c:
+        for f in files:
+            c.put_file(f.path, f.hash.encode()[: f.size])
+    return store.inspect_branch(repo, "master").head
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data(), trees(), trees(), globs, globs, st.sampled_from(["pfs", "cross", "union"]))
+def test_plan_from_a_diff_equals_the_full_plan(tmp_path_factory, data, a, b, ga, gb, shape_):
+    from pach_airflow.datum import iter_datums, plan_incremental_diff
+    from pach_airflow.pfs import open_store
+
+    store = open_store("file://" + str(tmp_path_factory.mktemp("store")))
+    for repo in ("a", "b"):
+        store.create_repo(repo)
+    old = {("a", "master"): _put_tree(store, "a", a), ("b", "master"): _put_tree(store, "b", b)}
+    if shape_ == "pfs":
+        spec = pfs("a", ga)
+    else:
+        spec = {shape_: [pfs("a", ga), pfs("b", gb)]}
+    base = {d.id: (d.hash, "SUCCESS") for d in iter_datums(store, spec, old, "salt")}
+    new = dict(old)
+    for repo, files in (("a", a), ("b", b)):
+        if repo == "b" and not data.draw(st.booleans()):
+            continue
+        deleted, rewritten, added = data.draw(changes(files))
+        kept = [f.path for f in files if f.path not in deleted]
+        with store.open_commit(repo, "master") as c:
+            for p in deleted:
+                c.delete_file(p)
+            for p in rewritten:
+                c.put_file(p, b"rewritten")
+            for p in added:
+                if not any(q.startswith(p + "/") or p.startswith(q + "/") for q in kept):
+                    c.put_file(p, b"new")
+        new[(repo, "master")] = store.inspect_branch(repo, "master").head
+    full = plan_incremental(iter_datums(store, spec, new, "salt"), base)
+    fast = plan_incremental_diff(store, spec, new, "salt", base=base, base_commits=old)
+    assert fast is not None
+    assert sorted(d.id for d in fast.to_run) == sorted(d.id for d in full.to_run)
+    assert [d.hash for d in sorted(fast.to_run, key=lambda d: d.id)] == \
+        [d.hash for d in sorted(full.to_run, key=lambda d: d.id)]
+    assert sorted(fast.skipped) == sorted(d.id for d in full.skipped)
+    assert sorted(fast.removed) == sorted(full.removed)
+    assert sorted(fast.changed) == sorted(full.changed)

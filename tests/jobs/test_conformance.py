@@ -48,10 +48,10 @@ def test_union_four_repos(pps):
 def test_union_cross_output_dirs(pps, case_id):
     case = CASES[case_id]
     setup_inputs(pps, case)
-    stdin = ["for f in /pfs/*/*; do d=$(basename $(dirname $f)); mkdir -p /pfs/out/$d; "
-             "cp $f /pfs/out/$d/$PACH_DATUM_ID; done"]
+    stdin = ["for f in /pfs/*/*; do d=$(basename $(dirname $f)); mkdir -p /pfs/out/$d;",
+             "  cp $f /pfs/out/$d/$PACH_DATUM_ID; done"]
     spec = pps.spec("p", case["input_spec"], stdin=stdin)
-    job_id, job = pps.run(spec)
+    _, job = pps.run(spec)
     assert job["state"] == "JOB_SUCCESS"
     assert job["data_total"] == case["expected_count"]
     want = case["expected"]["output_files_per_repo_dir"]

@@ -21,7 +21,7 @@ def test_chain_provenance_names_upstream_output_commit(pps):
     pps.repo("data")
     pps.put("data", "/a", "1")
     a = pps.spec("a", PFS_DATA, stdin=["cp /pfs/data/* /pfs/out/"])
-    b = pps.spec("b", {"pfs": {"repo": "a", "glob": "/*"}}, stdin=["for f in /pfs/a/*; do "
+    b = pps.spec("b", {"pfs": {"repo": "a", "glob": "/*"}}, stdin=["for f in /pfs/a/*; do",
                                                                 "cat $f $f > /pfs/out/$(basename $f); done"])
     a_id, a_job = pps.run(a)
     b_id, b_job = pps.run(b)
@@ -79,6 +79,8 @@ def test_runner_sigkill_mid_job_then_rerun(pps, tmp_path):
     assert pps.commits("p") == []  # no partial output is visible
     stale = pps.jobs("p")
     assert [j["state"] for j in stale] == ["JOB_RUNNING"]
+    partial = pps.datums("p", stale[0]["id"])  # a job that never finished still lists its datums
+    assert len(partial) == 6 and {d["state"] for d in partial} <= {"SUCCESS", "STARTING"}
     job_id, job = pps.run(spec)
     assert job["state"] == "JOB_SUCCESS" and job["data_total"] == 6
     assert pps.files("p") == {f"/f{i}": str(i).encode() for i in range(6)}
@@ -99,6 +101,22 @@ def test_egress_to_file_url(pps, tmp_path):
     assert (eg["state"], eg["files"], eg["bytes"]) == ("SUCCESS", 2, 2)
     text = pps.pach("inspect", "job", f"p@{job['id']}").out
     assert f"Egress: SUCCESS file://{dest}" in text
+
+
+@pytest.mark.s3
+def test_egress_to_s3_url(pps, s3_env):
+    """Egress to a real S3 server (SeaweedFS, the ``s3_env`` fixture); the store itself is local."""
+    pps.repo("data")
+    pps.commit("data", [{"put": "/a", "content": "A"}, {"put": "/d/b", "content": "BB"}])
+    bucket = s3_env.make_bucket("egress")
+    spec = pps.spec("p", {"pfs": {"repo": "data", "glob": "/"}}, stdin=["cp -r /pfs/data/* /pfs/out/"],
+                    egress={"URL": f"s3://{bucket}/results/v1"})
+    _, job = pps.run(spec)
+    assert job["state"] == "JOB_SUCCESS" and job["egress"]["state"] == "SUCCESS"
+    client = s3_env.client()
+    listed = client.list_objects_v2(Bucket=bucket, Prefix="results/v1/")
+    assert sorted(o["Key"] for o in listed["Contents"]) == ["results/v1/a", "results/v1/d/b"]
+    assert client.get_object(Bucket=bucket, Key="results/v1/d/b")["Body"].read() == b"BB"
 
 
 def test_egress_failure_fails_job(pps, tmp_path):
@@ -278,3 +296,106 @@ def test_run_pins_commit(pps, pin):
     _, job = pps.run(spec, *args)
     assert sorted(pps.files("p")) == (["/a"] if pin else ["/a", "/b"])
     assert job["input_commits"][0]["id"] == (first if pin else pps.head("data"))
+
+
+def test_bad_pinned_commit_refused_before_writing(pps):
+    pps.repo("data")
+    pps.put("data", "/a", "1")
+    spec = pps.spec("p", PFS_DATA, stdin=["cp /pfs/data/* /pfs/out/"])
+    res = pps.pach("run", "pipeline", "-f", str(spec), "-c", "data@" + "0" * 32, check=False)
+    assert res.code == 1 and "not found in input repo 'data'" in res.err
+    res = pps.pach("run", "pipeline", "-f", str(spec), "-c", "other@" + "0" * 32, check=False)
+    assert res.code == 1 and "not an input of the pipeline" in res.err
+    assert pps.pach("list", "pipeline", "-o", "json").json_lines() == []
+
+
+def test_create_update_delete_pipeline_manage_dags_folder(pps, tmp_path):
+    pps.repo("data")
+    dags = tmp_path / "dags"
+    spec = pps.spec("p", PFS_DATA, stdin=["cp /pfs/data/* /pfs/out/"])
+    pps.pach("create", "pipeline", "-f", str(spec))
+    installed = [f for f in dags.rglob("*") if f.is_file()]
+    assert len(installed) == 1 and '"p"' in installed[0].read_text()
+    spec2 = pps.spec("p", PFS_DATA, stdin=["cp /pfs/data/* /pfs/out/", "true"])
+    pps.pach("update", "pipeline", "-f", str(spec2))
+    assert [f.read_text() for f in dags.rglob("*") if f.is_file()] == [spec2.read_text()]
+    assert json.loads(pps.pach("inspect", "pipeline", "p", "-o", "json").out)["version"] == 2
+    pps.pach("delete", "pipeline", "p")
+    assert [f for f in dags.rglob("*") if f.is_file()] == []
+
+
+def test_inspect_datum_with_log_and_skipped_state(pps):
+    pps.repo("data")
+    pps.put("data", "/a", "1")
+    spec = pps.spec("p", PFS_DATA, stdin=["echo processing $data", "cp /pfs/data/* /pfs/out/"])
+    first, _ = pps.run(spec)
+    pps.put("data", "/b", "2")
+    second, job = pps.run(spec)
+    assert (job["data_processed"], job["data_skipped"]) == (1, 1)
+    by_path = {d["files"][0]["path"]: d for d in pps.datums("p", second)}
+    assert (by_path["/a"]["state"], by_path["/b"]["state"]) == ("SKIPPED", "SUCCESS")
+    a = json.loads(pps.pach("inspect", "datum", f"p@{second}", by_path["/a"]["id"][:12], "-o", "json").out)
+    assert a["state"] == "SKIPPED" and a["job"] == first and "processing /pfs/data/a" in a["log"]
+    text = pps.pach("inspect", "datum", f"p@{second}", by_path["/b"]["id"]).out
+    assert "processing /pfs/data/b" in text
+    missing = pps.pach("inspect", "datum", f"p@{second}", "ffff", check=False)
+    assert missing.code == 1 and "not found" in missing.err
+
+
+def test_downstream_of_failed_job_is_unrunnable(pps):
+    pps.repo("data")
+    pps.put("data", "/a", "1")
+    a_bad = pps.spec("a", PFS_DATA, stdin=["exit 1"])
+    b = pps.spec("b", {"pfs": {"repo": "a", "glob": "/*"}}, stdin=["cp /pfs/a/* /pfs/out/"])
+    a_id, _ = pps.run(a_bad, expect_code=1)
+    _, b_job = pps.run(b, expect_code=1)
+    assert b_job["state"] == "JOB_UNRUNNABLE"
+    assert f"input commit a@{a_id} has an error" in b_job["reason"]
+    assert pps.commits("b")[0].error == b_job["reason"]
+    a_ok = pps.spec("a", PFS_DATA, stdin=["cp /pfs/data/* /pfs/out/"])
+    pps.pach("update", "pipeline", "-f", str(a_ok))
+    pps.run(a_ok)
+    _, b_job = pps.run(b)
+    assert b_job["state"] == "JOB_SUCCESS" and pps.files("b") == {"/a": b"1"}
+
+
+def test_run_reprocess_and_multi_pipeline_file(pps, tmp_path):
+    pps.repo("data")
+    pps.put("data", "/a", "1")
+    both = tmp_path / "both.yaml"
+    both.write_text(
+        "pipeline: {name: up}\ntransform: {cmd: [sh], stdin: ['cp /pfs/data/* /pfs/out/']}\n"
+        "input: {pfs: {repo: data, glob: /*}}\n---\n"
+        "pipeline: {name: down}\ntransform: {cmd: [sh], stdin: ['cp /pfs/up/* /pfs/out/']}\n"
+        "input: {pfs: {repo: up, glob: /*}}\n")
+    res = pps.pach("run", "pipeline", "-f", str(both))
+    up_id, down_id = res.lines()
+    assert up_id == down_id == pps.head("data")
+    assert pps.files("down") == {"/a": b"1"}
+    res = pps.pach("run", "pipeline", "up", "--reprocess")
+    job = pps.job("up", res.lines()[0])
+    assert (job["data_processed"], job["data_skipped"]) == (1, 0)
+    res = pps.pach("run", "pipeline", "up")
+    job = pps.job("up", res.lines()[0])
+    assert (job["data_processed"], job["data_skipped"]) == (0, 1)
+
+
+@pytest.mark.s3
+def test_jobs_on_s3_store(s3_store_url, tmp_path, monkeypatch):
+    """The same job flow with the store in S3 (SeaweedFS): records, CAS updates, output commits."""
+    from tests.fixtures.cli import Cli
+    from tests.jobs.conftest import Pps
+
+    monkeypatch.setenv("PACH_AIRFLOW_DAGS_FOLDER", str(tmp_path / "dags"))
+    pps = Pps(Cli(s3_store_url), tmp_path)
+    pps.repo("data")
+    pps.commit("data", [{"put": "/a", "content": "1"}, {"put": "/b", "content": "2"}])
+    spec = pps.spec("p", PFS_DATA, stdin=["cp /pfs/data/* /pfs/out/"])
+    first, job = pps.run(spec)
+    assert (job["state"], job["data_processed"]) == ("JOB_SUCCESS", 2)
+    pps.delete("data", "/a")
+    pps.put("data", "/c", "3")
+    second, job = pps.run(spec)
+    assert (job["data_processed"], job["data_skipped"], job["data_total"]) == (1, 1, 2)
+    assert pps.files("p") == {"/b": b"2", "/c": b"3"}
+    assert [j["id"] for j in pps.jobs("p")] == [second, first]

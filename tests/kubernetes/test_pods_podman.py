@@ -150,3 +150,29 @@ def test_failing_datum_err_cmd_and_tries_match_local_runner(podman, pod_images, 
         local_info.data_processed, local_info.data_failed, local_info.data_recovered) == (2, 0, 2)
     assert info.state == local_info.state
     assert _datum_states(s3_store, "recovering", info.id) == _datum_states(local_store2, "recovering", local_info.id)
+
+
+def test_pod_ends_when_the_user_container_dies_without_the_shim(podman, pod_images, s3_store, s3_store_url,
+                                                                s3_secret):
+    """A user container that exits before (or without) running the shim never writes /pach/done: the
+    uploader must not wait for ever. It notices that no shim runs, uploads what there is, and the pod
+    ends; the job then fails, naming the datums that did not run."""
+    import json
+
+    _fill(s3_store, {"/a.txt": b"x\n"})
+    # the user's command is replaced (pod_patch, applied last) by one that exits at once
+    patch = [{"op": "replace", "path": "/containers/0/command", "value": ["/ptool", "exit", "7"]}]
+    spec = _spec("crashing", pod_images.user, pod_patch=json.dumps(patch))
+    config = kr.KubernetesConfig(store=s3_store_url, worker_image=pod_images.worker, image_pull_policy="Never",
+                                 s3_secret=s3_secret, host_network=True, shim_start_timeout=3)
+    from pach_airflow import jobs
+
+    planned = jobs.plan_job(s3_store, spec)
+    pod = kr.pod_request(spec, pipeline="crashing", job_id=planned.job_id, set_id=planned.set_ids[0], config=config)
+    run = podman.play(kr.pod_manifest(pod), timeout=60)
+    assert run.exit_codes.get("base") == 7, run.describe()
+    assert "upload" in run.exit_codes and run.exit_codes["upload"] >= 0, run.describe()
+    assert "no shim ran in the user container" in run.logs["upload"], run.describe()
+    assert run.seconds < 45, run.describe()
+    info = jobs.finish_job(s3_store, "crashing", planned.job_id)
+    assert info.state == "JOB_FAILURE" and info.data_processed == 0, info

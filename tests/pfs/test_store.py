@@ -90,6 +90,20 @@ def test_list_and_inspect_file(store):
     assert [f.path for f in store.walk("r", "master", "/d/y/z")] == ["/d/y/z"]
 
 
+def test_walk_tree_matches_pachyderm_order(store):
+    store.create_repo("r")
+    with store.open_commit("r", "master") as c:
+        for p in ("/dir1/file1.1", "/dir1/file1.2", "/dir2/file2.1", "/dir2/sub/x", "/dir1-b", "/top"):
+            c.put_file(p, p.encode())
+    tree = list(store.walk_tree("r", "master"))
+    assert [f.path for f in tree] == ["/dir1-b", "/dir1/", "/dir1/file1.1", "/dir1/file1.2", "/dir2/",
+                                      "/dir2/file2.1", "/dir2/sub/", "/dir2/sub/x", "/top"]
+    for f in tree:
+        assert f == store.inspect_file("r", "master", f.path)
+    assert [f.path for f in store.walk_tree("r", "master", "/dir2")] == ["/dir2/file2.1", "/dir2/sub/",
+                                                                         "/dir2/sub/x"]
+
+
 def test_delete_overwrite_append(store):
     store.create_repo("r")
     with store.open_commit("r", "master") as c:
@@ -127,10 +141,9 @@ def test_exception_in_commit_leaves_nothing(store):
     store.create_repo("r")
     store.put_file("r", "master", "/a", b"1")
     head = store.inspect_commit("r", "master").id
-    with pytest.raises(RuntimeError):
-        with store.open_commit("r", "master") as c:
-            c.put_file("/b", b"2")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), store.open_commit("r", "master") as c:
+        c.put_file("/b", b"2")
+        raise RuntimeError("boom")
     assert store.inspect_commit("r", "master").id == head
     assert [c.id for c in store.list_commits("r")] == [head]
 
@@ -238,8 +251,7 @@ def test_blobs_dedup(store, tmp_path):
 def test_big_file_streamed(store, tmp_path):
     big = tmp_path / "big"
     with open(big, "wb") as f:
-        for i in range(20):
-            f.write(bytes([i]) * (1 << 20))
+        f.writelines(bytes([i]) * (1 << 20) for i in range(20))
     store.create_repo("r")
     store.put_file("r", "master", "/big", big)
     with open(big, "rb") as f:

@@ -3,24 +3,7 @@ tokens it signs, and the UI app mounted under ``/pach`` the way Airflow's API se
 
 from __future__ import annotations
 
-import os
-import pathlib
-import subprocess
-import sys
-
 import pytest
-
-
-@pytest.fixture(scope="session")
-def airflow_db() -> pathlib.Path:
-    """The test session's Airflow metadata database, migrated (token revocation is checked in it)."""
-    home = pathlib.Path(os.environ["AIRFLOW_HOME"])
-    db = home / "airflow.db"
-    if not db.exists():
-        home.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True,
-                       timeout=300)
-    return db
 
 
 class Tokens:
@@ -43,7 +26,8 @@ class Tokens:
 
 @pytest.fixture(scope="session")
 def tokens(airflow_db) -> Tokens:
-    """Airflow's configured auth manager (SimpleAuthManager), initialised as the API server does."""
+    """Airflow's configured auth manager (SimpleAuthManager), initialised as the API server does; the
+    migrated metadata database (``airflow_db``, tests/fixtures/airflow.py) holds revoked tokens."""
     from airflow.api_fastapi.app import init_auth_manager
 
     return Tokens(init_auth_manager())

@@ -106,16 +106,22 @@ def test_runs_as_an_unprivileged_user_in_a_user_namespace(tmp_path):
         sets = SetBuilder(store)
         sets.repo("data", {"/f": "hello"})
         job = sets.job({"cmd": ["sh", "-c", "cat /pfs/data/f > /pfs/out/f"]}, [[[sets.input("data", "data", "/f")]]])
+        as_user = sets.job({"cmd": ["true"], "user": "1000"}, [[[sets.input("data", "data", "/f")]]])
         store.close()
         subprocess.run(["chmod", "-R", "a+rwX", root], check=True)
         env = {"PATH": os.environ["PATH"], "HOME": root, "PACH_AIRFLOW_WORK_ROOT": f"{root}/work",
                "PACH_AIRFLOW_SECRETS_DIR": f"{root}/secrets"}
         p = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--",
                             sys.executable, "-m", "pach_airflow.worker", "--store", url, "run-set", "--pipeline", "p",
-                            "--job", job, "--set", "0"], env=env, capture_output=True, text=True, timeout=120,
+                            "--job", job, "--set", "0"], check=False, env=env, capture_output=True, text=True, timeout=120,
                            cwd=root)
         assert p.returncode == 0, p.stderr
         assert json_last_line(p.stdout)["SUCCESS"] == 1
+        p = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--",
+                            sys.executable, "-m", "pach_airflow.worker", "--store", url, "run-set", "--pipeline", "p",
+                            "--job", as_user, "--set", "0"], check=False, env=env, capture_output=True, text=True,
+                           timeout=120, cwd=root)
+        assert p.returncode == 1 and "transform.user '1000'" in p.stderr and "only as root" in p.stderr
         (d,) = sets.result(job)["datums"]
         assert sets.output(d, "/f") == b"hello"
     finally:

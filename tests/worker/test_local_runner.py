@@ -149,6 +149,7 @@ def test_missing_command_fails_with_the_error_in_the_log(sets, local_store):
     assert d["state"] == "FAILED"
     assert "no-such-command-here" in d["log"]
     assert "127" in d["reason"]
+    assert "executable file not found in $PATH" in d["log"]
 
 
 def test_stdin_and_working_dir(sets, local_store, tmp_path):
@@ -304,3 +305,59 @@ def test_parallel_sets_each_see_their_own_pfs(sets, local_store):
         (d,) = sets.result(job, str(i))["datums"]
         assert sets.output(d, "/seen") == f"content {i}".encode()
         assert sets.output(d, "/ls") == f"f{i}\n".encode()
+
+
+def test_cmd_runs_the_images_programs_not_busybox_applets(sets, local_store):
+    """cmd ["sh"] / ["ls"] run the image's /bin/sh and ls (PATH lookup), never busybox's applets."""
+    sets.repo("data", {"/f": "x"})
+    job = sets.job({"cmd": ["sh", "-c", "readlink /proc/$$/exe > /pfs/out/sh; ls --version > /pfs/out/ls"]},
+                   [[[sets.input("data", "data", "/f")]]])
+    run_set(local_store, "p", job, "0")
+    (d,) = sets.result(job)["datums"]
+    assert d["state"] == "SUCCESS", d
+    assert b"busybox" not in sets.output(d, "/sh")
+    assert sets.output(d, "/ls").startswith(b"ls (GNU coreutils)")
+    job = sets.job({"cmd": ["ls", "--version"]}, [[[sets.input("data", "data", "/f")]]])
+    run_set(local_store, "p", job, "0")
+    (d,) = sets.result(job)["datums"]
+    assert "GNU coreutils" in d["log"]
+
+
+def test_symlinks_out_of_pfs_are_uploaded_as_copies(sets, local_store, tmp_path):
+    """A link to a file outside /pfs is copied by the shim, in the user's container (a pod's upload
+    sidecar could not read it); a later change to that file does not change the output."""
+    (tmp_path / "models").mkdir()
+    outside = tmp_path / "models" / "model.bin"
+    outside.write_bytes(b"weights")
+    sets.repo("data", {"/f": "x"})
+    job = sets.job({"cmd": ["sh", "-c", (f"ln -s {outside} /pfs/out/model; mkdir /pfs/out/d; "
+                                        f"ln -s {tmp_path / 'models'} /pfs/out/d/tree")]}, [[[sets.input("data", "data", "/f")]]])
+    run_set(local_store, "p", job, "0")
+    (d,) = sets.result(job)["datums"]
+    assert d["state"] == "SUCCESS", d
+    assert sets.output(d, "/model") == b"weights"
+    assert sets.output(d, "/d/tree/model.bin") == b"weights"
+
+
+def test_group_and_join_datums_env(sets, local_store):
+    """A group datum with several files under one name stages them all; $<name> is the last one; the
+    join_on / group_by keys are in PACH_DATUM_<name>_JOIN_ON / _GROUP_BY."""
+    import json
+    import sys
+
+    sets.repo("g", {"/k1-a": "A", "/k1-b": "B"})
+    sets.repo("j", {"/x1": "X"})
+    inputs = [sets.input("g", "g", "/k1-a", group_by="k1"), sets.input("g", "g", "/k1-b", group_by="k1"),
+              sets.input("j", "j", "/x1", join_on="1")]
+    prog = ("import json, os; json.dump({k: v for k, v in os.environ.items() if k in ('g', 'j') or "
+            "k.startswith('PACH_DATUM_')}, open('/pfs/out/env.json', 'w')); "
+            "open('/pfs/out/files', 'w').write(' '.join(sorted(os.listdir('/pfs/g'))))")
+    job = sets.job({"cmd": [sys.executable, "-c", prog]}, [[inputs]])
+    run_set(local_store, "p", job, "0")
+    (d,) = sets.result(job)["datums"]
+    assert d["state"] == "SUCCESS", d
+    env = json.loads(sets.output(d, "/env.json"))
+    assert env["g"] == "/pfs/g/k1-b" and env["j"] == "/pfs/j/x1"
+    assert env["PACH_DATUM_g_GROUP_BY"] == "k1" and env["PACH_DATUM_j_JOIN_ON"] == "1"
+    assert "PACH_DATUM_j_GROUP_BY" not in env
+    assert sets.output(d, "/files") == b"k1-a k1-b"

@@ -1,0 +1,83 @@
+"""Names, paths and ``repo@branch:/path`` parsing, as Pachyderm checks them."""
+
+from __future__ import annotations
+
+import pytest
+
+from pach_airflow.errors import InvalidName, InvalidPath
+from pach_airflow.pfs import paths as P
+
+
+@pytest.mark.parametrize("name", ["images", "a", "A_b-9", "x" * 63])
+def test_valid_repo_names(name):
+    assert P.validate_repo_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["", "a b", "a/b", "a.b", "a@b", "répo", "x" * 64, "a\x00"])
+def test_invalid_repo_names(name):
+    with pytest.raises(InvalidName):
+        P.validate_repo_name(name)
+
+
+def test_branch_names():
+    assert P.validate_branch_name("feature-1_x") == "feature-1_x"
+    for bad in ("", "a^b", "a.b", "a=b", "0123456789abcdef0123456789abcdef"):
+        with pytest.raises(InvalidName):
+            P.validate_branch_name(bad)
+
+
+@pytest.mark.parametrize("raw,clean", [("", "/"), ("/", "/"), ("a", "/a"), ("/a//b/", "/a/b"), ("./a/./b", "/a/b")])
+def test_clean_path(raw, clean):
+    assert P.clean_path(raw) == clean
+
+
+@pytest.mark.parametrize("bad", ["/a/../b", "..", "/a\x00b", "/a\nb"])
+def test_clean_path_refuses(bad):
+    with pytest.raises(InvalidPath):
+        P.clean_path(bad)
+
+
+@pytest.mark.parametrize("bad", ["/a*", "/a?", "/[x]", "/{a,b}", "/a!", "/(a)", "/a@b", "/a+b", "/a^b", "/caf\u00e9",
+                                 "/", "/./a", "/a/.."])
+def test_write_paths_refuse_what_pachyderm_refuses(bad):
+    with pytest.raises(InvalidPath):
+        P.validate_path_for_write(bad)
+
+
+def test_write_path_ok():
+    assert P.validate_output_path("dir/file name-1.txt") == "/dir/file name-1.txt"
+
+
+def test_parse_file_ref():
+    assert P.parse_file_ref("images@master:/a/b") == ("images", "master", "/a/b")
+    assert P.parse_file_ref("images@master") == ("images", "master", "/")
+    assert P.parse_file_ref("images") == ("images", "master", "/")
+    assert P.parse_file_ref("images:/x") == ("images", "master", "/x")
+    cid = "18eb4f2a00000000aaaaaaaaaaaaaaaa"
+    assert P.parse_file_ref(f"images@{cid}:/x") == ("images", cid, "/x")
+    assert P.parse_file_ref("images@master^2:x") == ("images", "master^2", "/x")
+    assert P.parse_file_ref(f"images@master={cid}") == ("images", f"master={cid}", "/")
+    with pytest.raises(InvalidPath):
+        P.parse_file_ref("images@master", require_path=True)
+    with pytest.raises(InvalidName):
+        P.parse_file_ref("bad repo@master")
+
+
+def test_parse_ref_and_ancestry():
+    cid = "18eb4f2a00000000aaaaaaaaaaaaaaaa"
+    assert P.parse_ref("master") == ("master", None, 0)
+    assert P.parse_ref(cid) == (None, cid, 0)
+    assert P.parse_ref(f"{cid}^") == (None, cid, 1)
+    assert P.parse_ref("master^") == ("master", None, 1)
+    assert P.parse_ref("master^^^") == ("master", None, 3)
+    assert P.parse_ref("master~2") == ("master", None, 2)
+    assert P.parse_ref("master.1") == ("master", None, -1)
+    with pytest.raises(InvalidName):
+        P.parse_ref("master^~")
+
+
+def test_commit_ids_sort_by_time():
+    from pach_airflow.pfs import new_commit_id
+
+    ids = [new_commit_id() for _ in range(1000)]
+    assert ids == sorted(ids) and len(set(ids)) == 1000 and all(P.is_commit_id(i) for i in ids)

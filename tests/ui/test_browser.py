@@ -1,0 +1,193 @@
+"""The UI in a real browser: headless Chromium logs in to a real ``airflow standalone`` and finds the
+example pipelines' DAGs, a finished run whose mapped tasks are labelled by datum, the repos view with a
+commit and its provenance, and the DAG run's output commit; an anonymous request to the plugin is refused.
+
+The standalone runs in a private network namespace (tests/fixtures/airflow.py); Chromium is started in
+the same namespace through a small ``nsenter`` wrapper, while Playwright drives it from this process
+over its pipe. Screenshots land in the test's tmp_path (kept by pytest for the last runs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import re
+import shutil
+import stat
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+IMAGES = ["circle.pgm", "squares.pgm", "rings.pgm"]
+
+pytestmark = [pytest.mark.airflow, pytest.mark.slow]
+
+
+def chromium_in(server, tmp_path: pathlib.Path) -> str:
+    """An executable that starts Debian's Chromium inside the server's network namespace."""
+    wrapper = tmp_path / "chromium-in-netns"
+    wrapper.write_text(f'#!/bin/sh\nexec nsenter -t {server.pid} -n {CHROMIUM} "$@"\n')
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
+    return str(wrapper)
+
+
+def dags_folder(tmp_path: pathlib.Path) -> pathlib.Path:
+    """The loader shim and every example spec, as a user's dags/ folder."""
+    folder = tmp_path / "dags"
+    folder.mkdir()
+    shutil.copy(ROOT / "dags" / "pach_airflow_dags.py", folder)
+    shutil.copytree(ROOT / "dags" / "examples", folder / "examples")
+    return folder
+
+
+def example_pipelines() -> list[str]:
+    from pach_airflow.spec import load_specs
+
+    return sorted(s.pipeline.name for f in (ROOT / "dags" / "examples").rglob("*")
+                  if f.suffix in (".json", ".yaml", ".yml") for s in load_specs(f))
+
+
+def put_images(store_url: str, tmp_path: pathlib.Path) -> str:
+    data = tmp_path / "sample"
+    subprocess.run([sys.executable, str(ROOT / "examples" / "sample_data.py"), str(data)], check=True,
+                   capture_output=True)
+    from pach_airflow.pfs import open_store
+
+    store = open_store(store_url)
+    with store.open_commit("images", "master", description="three sample images") as c:
+        for name in IMAGES:
+            c.put_file(f"/{name}", (data / "images" / name).read_bytes())
+    return c.commit_id
+
+
+def test_ui_in_chromium(airflow_standalone, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    from pach_airflow.pfs import open_store
+
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("Debian's chromium is not installed (scripts/setup.sh --test installs it)")
+    store_url = "file://" + str(tmp_path / "store")
+    open_store(store_url).create_repo("images", "sample PGM images")
+    server = airflow_standalone(dags_folder(tmp_path), env={"PACH_AIRFLOW_STORE": store_url})
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+
+    # The plugin's routes refuse a request without Airflow's login, from inside the namespace too.
+    code, body = server._http("GET", "/pach/api/repos")
+    assert code == 401 and body == {"detail": "Not authenticated"}
+    plugins = server.api("GET", "/api/v2/plugins")["plugins"]
+    ui = next(p for p in plugins if p["name"] == "pach_airflow_ui")
+    assert {v["url_route"] for v in ui["external_views"]} == {"pach", "pach-pipeline", "pach-run"}
+
+    # A user's commit to the input repo: the commit watcher starts edges, whose output starts montage.
+    server.wait_dag("edges")
+    server.wait_dag("montage")
+    images_commit = put_images(store_url, tmp_path)
+    edges_runs = server.wait_runs("edges", 1, timeout=240)
+    montage_runs = server.wait_runs("montage", 1, timeout=240)
+    run = next(r for r in edges_runs if r["state"] == "success")
+    run_id = run["dag_run_id"]
+    job_id = server.api("GET", f"/api/v2/dags/edges/dagRuns/{run_id}/taskInstances/plan/xcomEntries/job_id")["value"]
+    job_id = job_id.strip('"')
+    assert open_store(store_url).inspect_commit("edges", job_id).provenance[0]["id"] == images_commit
+    assert any(r["state"] == "success" for r in montage_runs)
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=chromium_in(server, tmp_path), headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"])
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.set_default_timeout(30_000)
+
+        def shot(name: str) -> None:
+            page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+
+        # Anonymous: the plugin's JSON API answers 401, its page sends the browser to Airflow's login.
+        r = page.goto(f"{server.url}/pach/api/repos")
+        assert r is not None and r.status == 401 and "Not authenticated" in page.inner_text("body")
+        page.goto(f"{server.url}/pach/repos/images")
+        expect(page.get_by_text("Sign in").first).to_be_visible()
+        assert "/auth/login" in page.url
+        shot("01-login")
+
+        page.get_by_label("Username").fill("admin")
+        page.get_by_label("Password").fill(server.password())
+        page.get_by_role("button", name="Sign in").click()
+        # After login the browser comes back to the page it asked for, served by the plugin.
+        expect(page.get_by_role("heading", name=re.compile("Repo images"))).to_be_visible()
+        assert "sample PGM images" in page.inner_text("body")
+        shot("02-after-login-repo-images")
+
+        # The example pipelines' DAGs.
+        page.goto(f"{server.url}/dags")
+        for name in example_pipelines():
+            expect(page.get_by_role("link", name=name, exact=True).first).to_be_visible()
+        shot("03-dags")
+
+        # The finished run: its mapped `process` tasks are labelled by their datum's file.
+        page.goto(f"{server.url}/dags/edges/runs/{run_id}/tasks/process/mapped")
+        for name in IMAGES:
+            expect(page.get_by_text(f"images:/{name}").first).to_be_visible()
+        shot("04-mapped-tasks-by-datum")
+
+        # The repos view inside the Airflow UI (nav item "Pachyderm repos").
+        page.goto(f"{server.url}/")
+        page.get_by_role("link", name="Pachyderm repos").first.click()
+        frame = page.frame_locator("iframe").first
+        expect(frame.get_by_role("heading", name="Pachyderm repos")).to_be_visible()
+        repos = frame.locator("#repos")
+        for name in ("images", "edges", "montage"):
+            expect(repos.get_by_role("link", name=name, exact=True)).to_be_visible()
+        expect(frame.locator("svg.lineage")).to_be_visible()
+        shot("05-pachyderm-repos")
+
+        # A commit of the edges repo and its provenance.
+        repos.get_by_role("link", name="edges", exact=True).click()
+        expect(frame.get_by_role("heading", name=re.compile("Repo edges"))).to_be_visible()
+        frame.locator("#commits").get_by_role("link", name=job_id[:12]).click()
+        expect(frame.get_by_role("heading", name=re.compile(f"Commit edges@{job_id}"))).to_be_visible()
+        prov = frame.locator("#provenance")
+        expect(prov.get_by_role("link", name=images_commit)).to_be_visible()
+        expect(prov).to_contain_text("images")
+        expect(frame.locator("#made-by")).to_contain_text(f"edges@{job_id[:12]}")
+        expect(frame.locator("#dag-run")).to_contain_text(run_id)
+        for name in IMAGES:
+            expect(frame.locator("#files")).to_contain_text(f"/{name}")
+        # The parent page's address follows the frame, so this view can be linked to.
+        assert page.url.endswith(f"/plugin/pach/pach/commits/edges/{job_id}")
+        shot("06-commit-provenance")
+
+        # From the DAG run to its output commit: the run's "Output commit" tab shows the job.
+        page.goto(f"{server.url}/dags/edges/runs/{run_id}/plugin/pach-run")
+        frame = page.frame_locator("iframe").first
+        expect(frame.get_by_role("heading", name=re.compile(f"Job edges@{job_id}"))).to_be_visible()
+        datums = frame.locator("#datums")
+        for name in IMAGES:
+            expect(datums).to_contain_text(f"images:/{name}")
+        expect(datums.locator(".state", has_text="SUCCESS")).to_have_count(3)
+        expect(frame.locator("#dag-run").get_by_role("link", name=run_id)).to_be_visible()
+        shot("07-run-output-commit")
+
+        # And back: the commit page's DAG run link opens the run in the Airflow UI (whole window).
+        frame.locator("#job").get_by_role("link", name=f"edges@{job_id[:12]}").click()
+        frame.locator("#dag-run").get_by_role("link", name=run_id).click()
+        page.wait_for_url(re.compile(f"/dags/edges/runs/{re.escape(run_id)}$"))
+        shot("08-back-to-run")
+
+        # The DAG's "Pachyderm" tab: the pipeline with its jobs and lineage.
+        page.goto(f"{server.url}/dags/montage/plugin/pach-pipeline")
+        frame = page.frame_locator("iframe").first
+        expect(frame.get_by_role("heading", name=re.compile("Pipeline montage"))).to_be_visible()
+        expect(frame.locator("#jobs .state", has_text="SUCCESS").first).to_be_visible()
+        shot("09-pipeline-tab")
+        browser.close()
+
+    (tmp_path / "summary.json").write_text(json.dumps({"run_id": run_id, "job_id": job_id,
+                                                       "screenshots": sorted(os.listdir(shots))}))
+    print("screenshots in", shots)
