@@ -60,7 +60,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 START_DATE = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
-CONF_KEYS = ("commits", "drain")
+CONF_KEYS = ("commits", "drain", "run_cron")
 TAG_LIMIT = 100  # Airflow's DagTag.name length
 LABEL_LIMIT = 80
 
@@ -488,12 +488,13 @@ TICK_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 MAX_TICKS_PER_RUN = 1000
 
 
-def tick_crons(store, spec: PipelineSpec, now: dt.datetime | None = None) -> list[str]:
+def tick_crons(store, spec: PipelineSpec, now: dt.datetime | None = None, *, run_cron: bool = False) -> list[str]:
     """Write every due tick of every cron input, one commit each (reference §7); return the commit ids.
 
     Resumes from the newest tick file in the cron repo (else the input's ``start``, else the pipeline's
     creation), commits each ``next()`` tick up to ``now``; ``overwrite`` deletes the previous tick
-    files in the same commit, so the repo holds exactly one.
+    files in the same commit, so the repo holds exactly one. ``run_cron`` (``pachctl run cron``) adds a
+    tick at ``now`` to every cron input, due or not.
     """
     from pach_airflow.errors import AlreadyExists, NotFound
     from pach_airflow.spec import parse_cron
@@ -527,6 +528,9 @@ def tick_crons(store, spec: PipelineSpec, now: dt.datetime | None = None) -> lis
         while nxt is not None and nxt <= now and len(ticks) < MAX_TICKS_PER_RUN:
             ticks.append(nxt)
             nxt = schedule.next(nxt)
+        tick_now = now.replace(microsecond=0)
+        if run_cron and tick_now not in ticks and (last is None or last < tick_now):
+            ticks.append(tick_now)
         for tick in ticks:
             with store.open_commit(inp.repo, "master", origin="USER", description=f"cron tick {cron.name}") as c:
                 if getattr(cron, "overwrite", False):
@@ -589,6 +593,16 @@ def _check_pins_exist(store, spec: PipelineSpec, pins: Mapping[str, str]) -> Non
                            f"in repo {repo} ({exc})") from exc
 
 
+def _tick_pending(store, spec: PipelineSpec, ticks: list[str]) -> list[tuple[str, RepoInput]]:
+    """The tick commits just written, as pending input commits (oldest first)."""
+    wanted = set(ticks)
+    out = []
+    for inp in input_branches(spec):
+        if inp.cron is not None:
+            out += [(c, inp) for c in _finished_commits_after(store, inp.repo, inp.branch, None) if c in wanted]
+    return sorted(out, key=lambda p: p[0])
+
+
 def run_plan(spec: PipelineSpec, context: Mapping[str, Any]) -> dict:
     """The ``plan`` task: tick crons, pick the input commits, plan the job, return set ids and labels."""
     from pach_airflow import airflow_config, jobs
@@ -596,19 +610,23 @@ def run_plan(spec: PipelineSpec, context: Mapping[str, Any]) -> dict:
     dag_run = context.get("dag_run")
     conf = dict(getattr(dag_run, "conf", None) or {})
     pins = validate_run_conf(spec, conf)   # bad conf fails here, before anything is written
-    run_type = str(getattr(dag_run, "run_type", "") or "")
+    run_type = getattr(dag_run, "run_type", None)
+    run_type = str(getattr(run_type, "value", run_type) or "").lower()
     store = airflow_config.open_store()
     if pins:
         _check_pins_exist(store, spec, pins)
     jobs.ensure_pipeline(store, spec)
-    ticks = tick_crons(store, spec)
+    ticks = tick_crons(store, spec, run_cron=bool(conf.get("run_cron")))
     if ticks:
         log.info("wrote %d cron tick commit(s): %s", len(ticks), ", ".join(ticks))
 
     backlog = 0
-    by_hand = run_type.endswith("manual") and not conf.get("drain")
+    by_hand = run_type == "manual" and not conf.get("drain") and not conf.get("run_cron")
     if not pins and not by_hand:
         pending = pending_commits(store, spec)
+        if not pending and ticks and processed_frontier(store, spec.pipeline.name) is None:
+            # A cron pipeline's first run: every tick it just wrote still gets its own job.
+            pending = _tick_pending(store, spec, ticks)
         if pending:
             commit, inp = pending[0]
             pins = pins_for(store, spec, commit, inp, processed_frontier(store, spec.pipeline.name) or {})

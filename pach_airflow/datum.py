@@ -40,8 +40,10 @@ __all__ = [
     "input_leaves",
     "iter_datums",
     "pfs_matches",
+    "pipeline_name",
     "plan_incremental",
     "plan_incremental_diff",
+    "spec_input",
 ]
 
 
@@ -212,7 +214,8 @@ def input_leaves(node: Any, pipeline: str = "") -> list[PfsLeaf]:
     return [leaf for c in children for leaf in input_leaves(c, pipeline)]
 
 
-def _spec_input(spec: Any) -> Any:
+def spec_input(spec: Any) -> Any:
+    """The input tree of a spec (model or dict); a bare input tree is returned as it is."""
     inp = _get(spec, "input")
     return inp if inp is not None else (spec if _is_input_node(spec) else None)
 
@@ -221,7 +224,8 @@ def _is_input_node(obj: Any) -> bool:
     return any(_get(obj, k) is not None for k in ("pfs", "cron", *_COMBINATORS))
 
 
-def _pipeline_name(spec: Any) -> str:
+def pipeline_name(spec: Any) -> str:
+    """``spec.pipeline.name``, or "" (a bare input tree has none)."""
     return _get(_get(spec, "pipeline"), "name", "")
 
 
@@ -451,8 +455,8 @@ def _s3_root(store: Any, repo: str, commit: str) -> Any:
 def iter_datums(store: Any, spec: Any, commits: Mapping[tuple[str, str], str | None], salt: str) -> Iterator[Datum]:
     """The datums of ``spec`` (a PipelineSpec, or its ``input``) over the pinned ``commits``
     (``(repo, branch) -> commit id``, None for a branch without a commit)."""
-    inp = _spec_input(spec)
-    pipeline = _pipeline_name(spec)
+    inp = spec_input(spec)
+    pipeline = pipeline_name(spec)
 
     def matches(leaf: PfsLeaf) -> Iterable[Any]:
         return pfs_matches(store, leaf, commits[(leaf.repo, leaf.branch)])
@@ -625,8 +629,8 @@ def plan_incremental_diff(store: Any, spec: Any, commits: Mapping[tuple[str, str
     """
     if every_job or base is None:
         return None
-    pipeline = _pipeline_name(spec)
-    inp = _spec_input(spec)
+    pipeline = pipeline_name(spec)
+    inp = spec_input(spec)
     tree = _as_tree(inp, pipeline) if inp is not None else None
     if tree is None:
         return None

@@ -463,8 +463,11 @@ class Glob:
         if m is None:
             return "".join(p for p in _parse_template(template) if isinstance(p, str))
         n = self.regex.groups
-        return "".join(p if isinstance(p, str) else ((m.group(p) or "") if 0 <= p <= n else "")
-                       for p in _parse_template(template))
+        parts = _parse_template(template)
+        if len(parts) == 1 and not isinstance(parts[0], str):  # "$1", the usual key
+            p = parts[0]
+            return (m.group(p) or "") if 0 <= p <= n else ""
+        return "".join([p if isinstance(p, str) else ((m.group(p) or "") if 0 <= p <= n else "") for p in parts])
 
 
 @lru_cache(maxsize=1024)

@@ -274,6 +274,11 @@ def _dump(spec: Any) -> dict:
     return dump_spec(spec)
 
 
+def _spec_dict(spec: Any) -> dict:
+    """The normalised spec dict of a model or of a (possibly hand-written) spec dict."""
+    return _dump(_as_spec_model(spec))
+
+
 def _input_leaves(inp: Mapping[str, Any] | None, pipeline: str) -> Iterator[tuple[str, str, str, str]]:
     """Yield ``(kind, name, repo, branch)`` for every PFS and cron input of a dumped spec's input."""
     if not inp:
@@ -421,7 +426,7 @@ def ensure_pipeline(store, spec: Any, *, reprocess: bool = False) -> PipelineInf
     repos are created with no head, as Pachyderm does. A missing input repo raises ``JobError``
     before anything is written.
     """
-    spec_dict = _dump(spec) if not isinstance(spec, Mapping) else dict(spec)
+    spec_dict = _spec_dict(spec)
     name = spec_dict["pipeline"]["name"]
     _check_inputs(store, spec_dict)
 
@@ -719,7 +724,7 @@ def plan_job(store, spec: Any, *, commits: Mapping[str, str] | None = None, job_
     """
     from pach_airflow import datum as datum_mod
 
-    spec_dict = _dump(spec) if not isinstance(spec, Mapping) else dict(spec)
+    spec_dict = _spec_dict(spec)
     _check_inputs(store, spec_dict)
     _check_pins(store, spec_dict, commits)  # bad conf is refused before anything is written
     info = ensure_pipeline(store, spec)
@@ -1106,7 +1111,7 @@ def run_job(store, spec: Any, *, commits: Mapping[str, str] | None = None, repro
     ``job_timeout`` counts from the job's start: when it passes, sets not started are dropped, running
     ones are killed, and the job ends JOB_KILLED (output commit with the error, content unchanged).
     """
-    spec_dict = _dump(spec) if not isinstance(spec, Mapping) else dict(spec)
+    spec_dict = _spec_dict(spec)
     if reprocess:
         ensure_pipeline(store, spec, reprocess=True)
     workers = _parallelism(spec_dict)

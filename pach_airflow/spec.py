@@ -1367,7 +1367,8 @@ def _error_line(err: Any) -> tuple[str, str]:
         snake = list(cls.model_fields) if cls else []
         # Suggest in the spelling the file uses: lowerCamelCase keys get lowerCamelCase hints.
         names = [_camel(n) for n in snake] if any(c.isupper() for c in key) else snake
-        close = difflib.get_close_matches(key, names, n=1, cutoff=0.6) or \
+        same_letters = [n for n in snake if n.lower() == key.lower()]  # "url" for "URL"
+        close = same_letters or difflib.get_close_matches(key, names, n=1, cutoff=0.6) or \
             difflib.get_close_matches(key, snake + [_camel(n) for n in snake], n=1, cutoff=0.6)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         return _loc_text(loc), f"unknown field{hint}"

@@ -411,6 +411,7 @@ ERRORS = [
     ("unknown camel field", minimal(input={"pfs": {"repo": "r", "glob": "/", "joinOnn": "$1"}}),
      P + "input.pfs.joinOnn: unknown field (did you mean 'joinOn'?)"),
     ("unknown, no hint", minimal(zzz=1), P + "zzz: unknown field"),
+    ("wrong case", minimal(egress={"url": "s3://b/p"}), P + "egress.url: unknown field (did you mean 'URL'?)"),
     ("pachyderm 1.x field", minimal(enable_stats=True),
      P + "enable_stats: unknown field: removed in Pachyderm 2.x (datum stats are always kept): delete it"),
     ("pachyderm 1.x atom input", minimal(input={"atom": {"repo": "r", "glob": "/"}}),

@@ -17,8 +17,7 @@ import importlib
 import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 COMMAND_MODULES = (
     "pach_airflow.cli.spec_cmds",
@@ -29,8 +28,7 @@ COMMAND_MODULES = (
 )
 
 
-@dataclass(frozen=True)
-class Arg:
+class Arg(NamedTuple):
     """One argparse argument: ``Arg("-o", "--output", default="table")``."""
 
     flags: tuple[str, ...]
@@ -45,8 +43,7 @@ OUTPUT_ARG = arg("-o", "--output", choices=("table", "json"), default="table",
                  help="table for people (default) or json: one JSON object per line")
 
 
-@dataclass
-class Command:
+class Command(NamedTuple):
     verb: str
     noun: str | None
     help: str
@@ -70,12 +67,6 @@ def command(verb: str, noun: str | None = None, *, help: str, args: Sequence[Arg
     return register
 
 
-@dataclass
-class _Verb:
-    parser: argparse.ArgumentParser
-    nouns: Any = field(default=None)
-
-
 def build_parser() -> argparse.ArgumentParser:
     for name in COMMAND_MODULES:
         try:
@@ -95,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verbs = parser.add_subparsers(dest="verb", metavar="COMMAND")
     verbs.required = True
-    by_verb: dict[str, _Verb] = {}
+    by_verb: dict[str, Any] = {}  # verb -> its noun subparsers
     nouns_of: dict[str, list[str]] = {}
     for verb, noun in _COMMANDS:
         if noun is not None:
@@ -109,8 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
             vp = verbs.add_parser(verb, help=f"{verb} {' | '.join(sorted(nouns_of[verb]))}")
             nouns = vp.add_subparsers(dest="noun", metavar="NOUN")
             nouns.required = True
-            by_verb[verb] = _Verb(vp, nouns)
-        sub = by_verb[verb].nouns.add_parser(noun, help=cmd.help, description=cmd.help)
+            by_verb[verb] = nouns
+        sub = by_verb[verb].add_parser(noun, help=cmd.help, description=cmd.help)
         _add_args(sub, cmd)
     return parser
 

@@ -24,23 +24,83 @@ def _store() -> Any:
     return open_store()
 
 
+_S3_REFUSED = "s3 is not supported by pach_airflow"
+
+
 def _load_specs(path: str) -> list[Any]:
+    """The specs of a file (or stdin). A spec refused only because pach_airflow cannot run its s3
+    inputs yet is still listed, the way Pachyderm would cut it (one datum input at ``/`` per s3
+    input), with a note: a dry run answers "which datums", not "can this run here"."""
+    from pach_airflow.errors import SpecError
     from pach_airflow.spec import load_specs, parse_specs
 
-    if path == "-":
-        return parse_specs(sys.stdin.read(), source="<stdin>")
-    return load_specs(path)
+    text = sys.stdin.read() if path == "-" else None
+    source = "<stdin>" if path == "-" else path
+    try:
+        return parse_specs(text, source=source) if text is not None else load_specs(path)
+    except SpecError as exc:
+        if not exc.problems or not all(_S3_REFUSED in p for p in exc.problems):
+            raise
+    if text is None:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    print(f"pach-airflow: note: {source}: pach_airflow cannot run s3 inputs yet; listing the datums "
+          "Pachyderm would make", file=sys.stderr)
+    return _specs_with_s3(text, source)
+
+
+def _specs_with_s3(text: str, source: str) -> list[Any]:
+    """Validate the specs with their s3 flags taken out, then put the flags back on the normalised
+    specs (as dicts, which the datum code reads like models). s3 inputs sit only under cross or at
+    the top, where input names are unique, so the name finds the input again."""
+    import yaml
+
+    from pach_airflow.spec import dump_spec, spec_from_dict
+
+    docs: list[Any] = []
+    for doc in yaml.safe_load_all(text):
+        docs.extend(doc if isinstance(doc, list) else [doc])
+    out = []
+    for doc in docs:
+        names: set[str] = set()
+        _strip_s3(doc.get("input") if isinstance(doc, dict) else None, names)
+        spec = dump_spec(spec_from_dict(doc, source))
+        _mark_s3(spec.get("input"), names)
+        out.append(spec)
+    return out
+
+
+def _strip_s3(node: Any, names: set[str]) -> None:
+    if not isinstance(node, dict):
+        return
+    pfs = node.get("pfs")
+    if isinstance(pfs, dict) and pfs.pop("s3", False):
+        names.add(pfs.get("name") or pfs.get("repo") or "")
+    for kind in ("cross", "union", "join", "group"):
+        for child in node.get(kind) or []:
+            _strip_s3(child, names)
+
+
+def _mark_s3(node: Any, names: set[str]) -> None:
+    if not isinstance(node, dict):
+        return
+    pfs = node.get("pfs")
+    if isinstance(pfs, dict) and pfs.get("name") in names:
+        pfs["s3"] = True
+    for kind in ("cross", "union", "join", "group"):
+        for child in node.get(kind) or []:
+            _mark_s3(child, names)
 
 
 def _pin_heads(store: Any, spec: Any) -> dict[tuple[str, str], str | None]:
     """Each input's (repo, branch) → its branch head now (None: no commit yet). A missing repo of a
     pfs input is an error; a cron input's repo may not exist before its pipeline does."""
-    from pach_airflow.datum import _pipeline_name, _spec_input, input_leaves
+    from pach_airflow.datum import input_leaves, pipeline_name, spec_input
     from pach_airflow.errors import DatumError, NotFound
 
-    pipeline = _pipeline_name(spec)
+    pipeline = pipeline_name(spec)
     pinned: dict[tuple[str, str], str | None] = {}
-    for leaf in input_leaves(_spec_input(spec), pipeline):
+    for leaf in input_leaves(spec_input(spec), pipeline):
         key = (leaf.repo, leaf.branch)
         if key in pinned:
             continue
@@ -106,6 +166,7 @@ def _jobs_fn(name: str) -> Any:
                         "now, creating nothing"),
                OUTPUT_ARG])
 def list_datum(ns: argparse.Namespace) -> int:
+    from pach_airflow.datum import pipeline_name
     from pach_airflow.errors import DatumError
 
     if (ns.job is None) == (ns.file is None):
@@ -119,7 +180,7 @@ def list_datum(ns: argparse.Namespace) -> int:
             for d in dry_run_datums(store, spec):
                 row: dict[str, Any] = {"id": d.id, "files": _files(d)}
                 if many:
-                    row["pipeline"] = spec.pipeline.name
+                    row["pipeline"] = pipeline_name(spec)
                 rows.append(row)
         if ns.output == "json":
             emit(rows, [], "json")

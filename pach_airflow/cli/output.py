@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timezone
 from typing import Any, TextIO
 
 
@@ -15,6 +13,8 @@ def emit(rows: Iterable[Mapping[str, Any]], columns: Sequence[tuple[str, str]], 
     ``columns`` (pairs of row key and header) aligned, headers upper-case as pachctl prints them."""
     out = out or sys.stdout
     if fmt == "json":
+        import json
+
         for row in rows:
             out.write(json.dumps(row, default=str, sort_keys=False) + "\n")
         return
@@ -49,6 +49,8 @@ def ago(ts: str | float | None) -> str:
     """'3 seconds ago' for an ISO timestamp or epoch seconds; '-' for None."""
     if ts is None:
         return "-"
+    from datetime import datetime, timezone
+
     when = datetime.fromtimestamp(ts, timezone.utc) if isinstance(ts, (int, float)) else datetime.fromisoformat(ts)
     secs = int((datetime.now(timezone.utc) - when).total_seconds())
     for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 
-from pach_airflow.errors import BackendError
+from pach_airflow.errors import BackendError, InvalidPath
 from pach_airflow.pfs.backend import Backend, KeyMissing
 
 Entry = tuple[str, str, int]  # (path, content hash, size)
@@ -201,10 +201,21 @@ class Manifests:
         """Write a manifest from ``entries`` (sorted by path, unique) and return its index hash."""
         w = _ChunkWriter(self, executor)
         last = None
+        files: list[str] = []  # earlier paths that are string prefixes of the current one
         for e in entries:
-            if last is not None and e[0] <= last:
-                raise ValueError(f"manifest entries not sorted or not unique at {e[0]!r} (after {last!r})")
-            last = e[0]
+            p = e[0]
+            if last is not None and p <= last:
+                raise InvalidPath(f"files not sorted by path or not unique at {p!r} (after {last!r})")
+            last = p
+            # A file cannot also be a directory: any path below file f starts with f + "/" and sorts
+            # right after f, while every path that is not a string prefix of p is passed for good.
+            while files and not p.startswith(files[-1]):
+                files.pop()
+            for f in files:
+                if p[len(f)] == "/":
+                    raise InvalidPath(f"{f} is a file, so {p} cannot be below it: a path is a file or a "
+                                      "directory, not both")
+            files.append(p)
             w.add(e)
         return self.write_index(w.finish())
 

@@ -539,10 +539,7 @@ class Store:
                 else:
                     yield P.validate_path_for_write(f[0]), f[1], int(f[2])
 
-        try:
-            index = self.manifests.build(entries(), self._pool("meta"))
-        except ValueError as exc:
-            raise InvalidPath(f"write_commit: {exc}") from None
+        index = self.manifests.build(entries(), self._pool("meta"))
         meta = {"origin": origin, "description": description, "provenance": _provenance(provenance),
                 "started": started, "error": error}
         return self._land(repo, branch, commit_id or new_commit_id(), lambda parent: index, meta)

@@ -163,3 +163,61 @@ def test_backlog_one_job_per_commit_in_order(airflow_dags):
         job = _job(store, "copy", store.inspect_commit("copy", "master").id)
         seen.append({c["repo"]: c["id"] for c in job["input_commits"]}["data"])
     assert seen == commits
+
+
+CRON = """
+pipeline:
+  name: clock
+transform:
+  image: busybox:1.36
+  cmd: ["sh", "-c", "cp /pfs/time/* /pfs/out/"]
+input:
+  cron:
+    name: time
+    spec: "@every 1h"
+    start: "{start}"
+    overwrite: {overwrite}
+"""
+
+
+def _cron_spec(overwrite: bool) -> str:
+    import datetime as dt
+
+    start = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=2, minutes=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return CRON.format(start=start, overwrite="true" if overwrite else "false")
+
+
+def test_cron_ticks_catch_up_one_job_each(airflow_dags):
+    airflow_dags.add_spec(_cron_spec(overwrite=False), "clock.yaml")
+    store = airflow_dags.store()
+    counts = []
+    for _ in range(2):  # two missed ticks: two tick commits, two jobs (the second drains the backlog)
+        run = airflow_dags.run("clock", conf={"drain": True})
+        assert run.state == "success"
+        counts.append(len(_files(store, "clock")))
+    assert counts == [1, 2]  # output commit i holds i files, as in Pachyderm's SimpleCron
+    ticks = [c.id for c in store.list_commits("clock_time", "master")]
+    assert len(ticks) == 2
+    names = sorted(_files(store, "clock_time"))
+    assert all(len(n) == len("/2026-01-01T00:00:00Z") and n.endswith("Z") for n in names)
+    assert set(_files(store, "clock_time").values()) == {b""}
+    # `pachctl run cron`: a tick now, and its job.
+    run = airflow_dags.run("clock", conf={"run_cron": True})
+    assert run.state == "success"
+    assert len(_files(store, "clock")) == 3
+
+
+def test_cron_overwrite_keeps_one_tick(airflow_dags):
+    from pach_airflow.compiler import tick_crons
+    from pach_airflow.spec import parse_specs
+
+    spec = parse_specs(_cron_spec(overwrite=True))[0]
+    store = airflow_dags.store()
+    from pach_airflow import jobs
+
+    jobs.ensure_pipeline(store, spec)
+    written = tick_crons(store, spec)
+    assert len(written) == 2
+    for commit in written:
+        assert len(list(store.walk("clock_time", commit))) == 1
+    assert tick_crons(store, spec) == []  # nothing more is due

@@ -171,11 +171,13 @@ def test_spec_files_reach_airflow_without_restart(world):
                     90, interval=1, what="the changed spec")
 
     (dags / "late.yaml").write_text(late.replace('glob: "/*"', ""))
-    dag = server.wait_for(lambda: (d := server.api("GET", "/api/v2/dags/late")) and
-                          "invalid-spec" in [t["name"] for t in d.get("tags", [])] and d, 90, interval=1,
-                          what="the broken spec's placeholder")
-    details = server.api("GET", "/api/v2/dags/late/details")
-    assert "late.yaml: pipeline late: input.pfs.glob" in (details.get("doc_md") or "")
+    def placeholder():
+        d = server.api("GET", "/api/v2/dags/late/details")
+        tags = [t["name"] for t in d.get("tags", [])]
+        return d if "invalid-spec" in tags and "input.pfs.glob" in (d.get("doc_md") or "") else None
+
+    dag = server.wait_for(placeholder, 90, interval=1, what="the broken spec's placeholder")
+    assert "late.yaml: pipeline late: input.pfs.glob: field required" in dag["doc_md"]
     assert server.api("GET", "/api/v2/dags/copy")["is_stale"] is False  # the others are untouched
     assert dag["dag_id"] == "late"
 

@@ -115,3 +115,34 @@ def test_list_datum_of_a_job_has_the_dry_run_ids(pach, store, tmp_path, local_st
     one = min(dry)
     info = json.loads(pach("inspect", "datum", f"edges@{planned.job_id}", one[:12], "-o", "json").out)
     assert info["id"] == one
+
+
+def test_list_datum_cron_and_several_pipelines(pach, store, tmp_path):
+    cron = {"pipeline": {"name": "ticker"}, "transform": {"image": "busybox:1.36", "cmd": ["true"]},
+            "input": {"cross": [{"cron": {"name": "tick", "spec": "@every 1m"}}, {"pfs": {"repo": "models", "glob": "/*"}}]}}
+    path = tmp_path / "two.json"
+    path.write_text(json.dumps([cron, SPEC]))
+    # the tick repo does not exist before its pipeline does: no datums for it, not an error
+    rows = pach("list", "datum", "-f", str(path), "-o", "json").json_lines()
+    assert {r["pipeline"] for r in rows} == {"edges"} and len(rows) == 3
+    store.create_repo("ticker_tick")
+    with store.open_commit("ticker_tick", "master") as c:
+        c.put_file("/2025-01-09T14:41:45Z", b"")
+    rows = pach("list", "datum", "-f", str(path), "-o", "json").json_lines()
+    ticks = [r for r in rows if r["pipeline"] == "ticker"]
+    assert [sorted((f["input"], f["repo"], f["path"]) for f in r["files"]) for r in ticks] == [
+        [("models", "models", "/model.bin"), ("tick", "ticker_tick", "/2025-01-09T14:41:45Z")]]
+
+
+def test_s3_inputs_are_listed_as_pachyderm_cuts_them_with_a_note(pach, store, tmp_path):
+    spec = {**SPEC, "input": {"cross": [{"pfs": {"repo": "images", "glob": "/*"}},
+                                        {"pfs": {"repo": "models", "glob": "/", "s3": True}}]}}
+    res = pach("list", "datum", "-f", _spec_file(tmp_path, spec), "-o", "json")
+    assert "s3" in res.err
+    rows = res.json_lines()
+    assert len(rows) == 3
+    assert all(sorted(f["path"] for f in r["files"] if f["input"] == "models") == ["/"] for r in rows)
+    # any other problem is still an error
+    bad = {**spec, "input": {"pfs": {"repo": "models", "glob": "/*", "s3": True}}}
+    res = pach("list", "datum", "-f", _spec_file(tmp_path, bad), check=False)
+    assert res.code == 1 and "glob" in res.err

@@ -11,6 +11,8 @@ from pach_airflow.pfs.backend import LocalBackend
 
 NAMES = st.sampled_from(["a", "b", "c", "d-e", "d", "x.txt", "z"])
 PATHS = st.lists(NAMES, min_size=1, max_size=4).map(lambda parts: "/" + "/".join(parts))
+# Files all at depth 3, so that no file is also a directory (the store refuses that).
+FILES = st.lists(NAMES, min_size=3, max_size=3).map(lambda parts: "/" + "/".join(parts))
 
 
 @pytest.fixture
@@ -19,10 +21,6 @@ def small_chunks(monkeypatch):
     monkeypatch.setattr(M, "BOUNDARY", 4)
     monkeypatch.setattr(M, "MAX_ENTRIES", 6)
     monkeypatch.setattr(M, "MIN_ENTRIES", 2)
-
-
-def _model_valid(files: dict[str, tuple[str, int]]) -> dict[str, tuple[str, int]]:
-    return dict(sorted(files.items()))
 
 
 def _entries(d):
@@ -36,8 +34,8 @@ def _apply(base, puts, deletes):
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(base=st.dictionaries(PATHS, st.tuples(st.sampled_from(["h1", "h2", "h3"]), st.integers(0, 9)), max_size=40),
-       puts=st.dictionaries(PATHS, st.tuples(st.sampled_from(["h1", "h4"]), st.integers(0, 9)), max_size=10),
+@given(base=st.dictionaries(FILES, st.tuples(st.sampled_from(["h1", "h2", "h3"]), st.integers(0, 9)), max_size=40),
+       puts=st.dictionaries(FILES, st.tuples(st.sampled_from(["h1", "h4"]), st.integers(0, 9)), max_size=10),
        deletes=st.lists(st.one_of(PATHS, st.just("/")), max_size=3),
        prefix=st.one_of(st.just("/"), PATHS))
 def test_merge_diff_and_prefix_match_model(tmp_path_factory, small_chunks, base, puts, deletes, prefix):
@@ -58,6 +56,15 @@ def test_merge_diff_and_prefix_match_model(tmp_path_factory, small_chunks, base,
             continue
         expected.append(((p, *want[p]) if p in want else None, (p, *base[p]) if p in base else None))
     assert diff == expected
+
+
+def test_file_and_dir_at_one_path_refused(tmp_path):
+    from pach_airflow.errors import InvalidPath
+
+    m = M.Manifests(LocalBackend(tmp_path))
+    with pytest.raises(InvalidPath):
+        m.build([("/a", "h", 1), ("/a-b", "h", 1), ("/a.c/d", "h", 1), ("/a/x", "h", 1)])
+    m.build([("/a", "h", 1), ("/a-b", "h", 1), ("/a.c/d", "h", 1), ("/ab/x", "h", 1)])
 
 
 def test_untouched_chunks_are_reused(tmp_path):

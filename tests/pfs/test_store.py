@@ -209,6 +209,9 @@ def test_write_commit_and_provenance(store):
     assert [f.path for f in store.walk("out", "master")] == ["/r/1"]
     with pytest.raises(InvalidPath):
         store.write_commit("out", "master", [files[1], files[0]])  # not sorted
+    with pytest.raises(InvalidPath, match="is a file"):
+        store.write_commit("out", "master", [FileInfo("/r", "file", size, h), FileInfo("/r-x", "file", size, h),
+                                             FileInfo("/r/1", "file", size, h)])
     assert store.inspect_commit("out", "master").id == c2.id
 
 
@@ -246,6 +249,21 @@ def test_blobs_dedup(store, tmp_path):
     assert (tmp_path / "out").read_bytes() == data
     with pytest.raises(NotFound):
         store.open_blob("0" * 64)
+
+
+def test_reput_from_a_fresh_process_sends_nothing(store, store_url, tmp_path):
+    store.create_repo("r")
+    items = []
+    for i in range(20):
+        p = tmp_path / f"f{i}"
+        p.write_bytes(b"%d" % i * 1000)
+        items.append((f"/d/f{i}", p))
+    store.put_files("r", "master", items)
+    assert store.bytes_uploaded > 0
+    fresh = open_store(store_url)  # knows nothing yet: the branch head tells it what is stored
+    fresh.put_files("r", "master", items)
+    assert fresh.bytes_uploaded == 0 and fresh.blobs_skipped == 20
+    assert store.inspect_commit("r", "master").file_count == 20
 
 
 def test_big_file_streamed(store, tmp_path):

@@ -150,7 +150,7 @@ def test_ui_in_chromium(airflow_standalone, tmp_path):
         # A commit of the edges repo and its provenance.
         repos.get_by_role("link", name="edges", exact=True).click()
         expect(frame.get_by_role("heading", name=re.compile("Repo edges"))).to_be_visible()
-        frame.locator("#commits").get_by_role("link", name=job_id[:12]).click()
+        frame.locator("#commits").get_by_role("link", name=job_id[:12], exact=True).click()
         expect(frame.get_by_role("heading", name=re.compile(f"Commit edges@{job_id}"))).to_be_visible()
         prov = frame.locator("#provenance")
         expect(prov.get_by_role("link", name=images_commit)).to_be_visible()

@@ -121,7 +121,7 @@ def test_runs_as_an_unprivileged_user_in_a_user_namespace(tmp_path):
                             sys.executable, "-m", "pach_airflow.worker", "--store", url, "run-set", "--pipeline", "p",
                             "--job", as_user, "--set", "0"], check=False, env=env, capture_output=True, text=True,
                            timeout=120, cwd=root)
-        assert p.returncode == 1 and "transform.user '1000'" in p.stderr and "only as root" in p.stderr
+        assert p.returncode == 1 and "transform.user '1000'" in p.stderr and "only as root" in p.stderr, p.stderr
         (d,) = sets.result(job)["datums"]
         assert sets.output(d, "/f") == b"hello"
     finally:
