@@ -131,6 +131,10 @@ def million(args, store_url: str, backend: str) -> None:
     t_walk = timed(lambda: sum(1 for _ in store.walk("million", "master", "/data")))
     # A prefix listing reads only the chunks under it.
     t_prefix = timed(lambda: list(store.walk("million", "master", f"/data/file-{n // 2:08d}.csv")))
+    # A one-file commit on top: cheap to write (one chunk rewritten) and cheap to diff (equal chunks skipped).
+    t_one = timed(lambda: store.put_file("million", "master", f"/data/file-{n // 3:08d}.csv", b"changed"))
+    diff: list = []
+    t_diff = timed(lambda: diff.extend(store.diff_file("million", "master")))
     store.close()
     env = {**os.environ, "PACH_AIRFLOW_STORE": store_url, "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "pach_airflow", "list", "file", "million@master:/data"]
@@ -148,6 +152,8 @@ def million(args, store_url: str, backend: str) -> None:
     print(f"write_commit (build manifest):        {t_write:7.2f} s")
     print(f"Store.walk over all files:            {t_walk:7.2f} s")
     print(f"Store.walk of one path (prefix read): {t_prefix * 1000:7.1f} ms")
+    print(f"put file of one changed file on top:  {t_one:7.2f} s")
+    print(f"diff file of that commit vs parent:   {t_diff * 1000:7.1f} ms  ({len(diff)} file differs)")
     print(f"pach-airflow list file (process):     {t_cli:7.2f} s   (CLI start-up alone: {t_start:.2f} s; "
           f"ratio to start-up {t_cli / t_start:.1f})")
     print(f"peak RSS of that process:             {max(peak, before) / 1024:7.0f} MiB"

@@ -121,7 +121,7 @@ def staging(args, server) -> None:
     from pach_airflow import jobs
     from pach_airflow.worker.stage import stage_set
 
-    url, store = open_bucket_store(server)
+    _, store = open_bucket_store(server)
     fill(store, "data", args.files, args.size)
     spec = {"pipeline": {"name": "bench-stage"}, "transform": {"image": "x", "cmd": ["true"]},
             "input": {"pfs": {"repo": "data", "glob": "/"}}}

@@ -88,6 +88,11 @@ if ! have_image "$USER_IMAGE"; then
   log "built $USER_IMAGE"
 fi
 
+# Old package layers pile up as the source changes: drop them (one still in use is simply kept).
+for old in $("${PODMAN[@]}" images --format '{{.Repository}}:{{.Tag}}' | grep '^localhost/pach-airflow-worker:test-' || true); do
+  [ "$old" = "$WORKER" ] || "${PODMAN[@]}" rmi "$old" >/dev/null 2>&1 || true
+done
+
 echo "$BASE"
 echo "$WORKER"
 echo "$USER_IMAGE"

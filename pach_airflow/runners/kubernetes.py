@@ -41,9 +41,9 @@ import copy
 import hashlib
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pach_airflow.errors import SpecError
 
@@ -51,21 +51,21 @@ if TYPE_CHECKING:
     from kubernetes.client import models as k8s
 
 __all__ = [
-    "KubernetesConfig",
-    "config_from_airflow",
-    "WORK_DIR",
     "PFS_DIR",
-    "dns_label",
-    "label_value",
-    "pod_name",
-    "pod_labels",
-    "pod_annotations",
+    "WORK_DIR",
+    "KubernetesConfig",
     "build_pod",
-    "kpo_partial_kwargs",
+    "config_from_airflow",
+    "dns_label",
     "kpo_expand_kwargs",
     "kpo_kwargs",
-    "pod_request",
+    "kpo_partial_kwargs",
+    "label_value",
+    "pod_annotations",
+    "pod_labels",
     "pod_manifest",
+    "pod_name",
+    "pod_request",
     "resource_list",
 ]
 
@@ -124,7 +124,7 @@ class KubernetesConfig:
     extra_labels: tuple[tuple[str, str], ...] = field(default=())
 
     # `[pach_airflow]` keys, as written in airflow.cfg (or AIRFLOW__PACH_AIRFLOW__<KEY>).
-    _KEYS = {
+    _KEYS: ClassVar[dict[str, str]] = {
         "store": "store",
         "namespace": "k8s_namespace",
         "worker_image": "worker_image",
@@ -728,7 +728,3 @@ def pod_manifest(pod: k8s.V1Pod) -> dict[str, Any]:
 
     return ApiClient().sanitize_for_serialization(pod)
 
-
-def sanitize_for_xcom(items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Expand items as plain JSON (a round trip through ``json``), proving they can travel by XCom."""
-    return json.loads(json.dumps(list(items)))

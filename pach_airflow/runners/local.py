@@ -170,6 +170,18 @@ def _enter_script(w: WorkDir, pfsroot: Path, mounts: Sequence[tuple[Path, str]])
     return "\n".join(lines) + "\n"
 
 
+def _chown_inputs(w: WorkDir, owner: str) -> None:
+    uid, gid = (int(x) for x in owner.split(":"))
+    datums = w.root / "datums"
+    os.chmod(datums, 0o755)
+    for d in datums.iterdir():
+        os.chmod(d, 0o755)
+        for dirpath, dirs, files in os.walk(d / "pfs"):
+            os.chown(dirpath, uid, gid)
+            for name in files:
+                os.chown(os.path.join(dirpath, name), uid, gid)
+
+
 def _check_traversable(root: Path, spec: Mapping[str, Any]) -> None:
     """transform.user reaches its inputs through /pfs symlinks into the work folder: every folder above
     it must be searchable by others."""
@@ -243,8 +255,10 @@ def run_set(store, pipeline: str, job_id: str, set_id: str, *, work_root: str | 
         pfsroot = w.root / "pfsroot"
         pfsroot.mkdir(mode=0o755)
         if owner:
-            # The user's process must reach its inputs through the symlinks in /pfs.
+            # The user's process must reach its inputs through the symlinks in /pfs, and owns them as in
+            # Pachyderm (driver_unix.go WithActiveData chowns the datum's data to transform.user).
             os.chmod(w.root, 0o755)
+            _chown_inputs(w, owner)
             write_text_atomic(w.root / "owner", owner)
         enter = w.root / "enter.sh"
         write_text_atomic(enter, _enter_script(w, pfsroot, mounts))

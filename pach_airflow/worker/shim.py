@@ -160,9 +160,17 @@ fi
 # transform.user (local runner): the user that must own /pfs/out.
 OWNER=; if [ -f "$W/owner" ]; then read -r OWNER < "$W/owner"; fi
 
+# A minimal image may lack /dev/null and /proc: fall back to files of our own. Background jobs get an
+# explicit stdin (the shell would otherwise open /dev/null for them).
+if [ -c /dev/null ]; then NULL=/dev/null; EMPTY=/dev/null; else NULL="$W/.null"; EMPTY="$W/.empty"; : > "$EMPTY"; fi
+
 # Epoch time in centiseconds: busybox date has no %N, so /proc/uptime gives the fraction.
 E0=$($BB date +%s)
-up() {{ read -r _u _rest < /proc/uptime 2>/dev/null || {{ _u=$(( ($($BB date +%s) - E0) * 100 + U0 )); return; }}; _u="${{_u%.*}}${{_u#*.}}"; }}
+if [ -r /proc/uptime ]; then
+  up() {{ read -r _u _rest < /proc/uptime; _u="${{_u%.*}}${{_u#*.}}"; }}
+else
+  up() {{ _u=$(( ($($BB date +%s) - E0) * 100 + U0 )); }}
+fi
 U0=0; up; U0=$_u
 now() {{ up; _now=$(( E0 * 100 + _u - U0 )); }}
 # fmt CS: sets _fmt to centiseconds CS as seconds ("12.05"); no subshell, this runs several times a datum.
@@ -213,8 +221,8 @@ lookpath() {{
 # Sets rc (exit status) and timed_out (1 when the watchdog fired).
 run_user() {{
   _kind=$1; _secs=$2; timed_out=0
-  if [ "$_kind" = cmd ]; then _in=/dev/null; [ "$HAS_STDIN" = 1 ] && _in="$W/stdin"
-  else _in=/dev/null; [ "$HAS_ERR_STDIN" = 1 ] && _in="$W/err_stdin"; fi
+  if [ "$_kind" = cmd ]; then _in=$EMPTY; [ "$HAS_STDIN" = 1 ] && _in="$W/stdin"
+  else _in=$EMPTY; [ "$HAS_ERR_STDIN" = 1 ] && _in="$W/err_stdin"; fi
   if [ "$_kind" = cmd ]; then _name=$CMD0; else _name=$ERR0; fi
   if ! lookpath "$_name"; then
     echo "exec: \\"$_name\\": executable file not found in \\$PATH" >> "$d/log"
@@ -222,7 +230,7 @@ run_user() {{
   fi
   (
     if [ -n "$WORKING_DIR" ]; then
-      cd "$WORKING_DIR" 2>/dev/null || {{ echo "chdir $WORKING_DIR: no such file or directory" >> "$d/log"; exit 126; }}
+      cd "$WORKING_DIR" 2>"$NULL" || {{ echo "chdir $WORKING_DIR: no such file or directory" >> "$d/log"; exit 126; }}
     fi
     _envtext=
     while IFS= read -r _l || [ -n "$_l" ]; do _envtext="$_envtext$_l
@@ -233,16 +241,16 @@ run_user() {{
     else
       exec $BB setsid $BB env -- "$@" {prefix} "$_prog" {err_args} < "$_in" >> "$d/log" 2>&1
     fi
-  ) &
+  ) < "$EMPTY" &
   _pid=$!
   _wd=
   if [ -n "$_secs" ]; then
-    $BB setsid $BB sh -c '"$1" sleep "$2"; : > "$3"; "$1" kill -KILL "-$4" 2>/dev/null' _ "$BB" "$_secs" "$d/.timed_out" "$_pid" &
+    $BB setsid $BB sh -c '"$1" sleep "$2"; : > "$3"; "$1" kill -KILL "-$4" 2>"$5"' _ "$BB" "$_secs" "$d/.timed_out" "$_pid" "$NULL" < "$EMPTY" &
     _wd=$!
   fi
   wait "$_pid"; rc=$?
-  if [ -n "$_wd" ]; then kill -KILL "-$_wd" 2>/dev/null; wait "$_wd" 2>/dev/null; fi
-  kill -KILL "-$_pid" 2>/dev/null
+  if [ -n "$_wd" ]; then kill -KILL "-$_wd" 2>"$NULL"; wait "$_wd" 2>"$NULL"; fi
+  kill -KILL "-$_pid" 2>"$NULL"
   if [ -e "$d/.timed_out" ]; then timed_out=1; $BB rm -f "$d/.timed_out"; fi
   return 0
 }}
@@ -276,7 +284,7 @@ run_datum() {{
   [ "$state" = SUCCESS ] && [ -d "$P/out" ] && materialize_links
   if [ -e "$d/out" ] || [ -L "$d/out" ]; then $BB rm -rf -- "$d/out"; fi
   if [ -d "$P/out" ]; then
-    $BB mv -- "$P/out" "$d/out" 2>/dev/null || {{ $BB cp -a -- "$P/out" "$d/out" && $BB rm -rf -- "$P/out"; }}
+    $BB mv -- "$P/out" "$d/out" 2>"$NULL" || {{ $BB cp -a -- "$P/out" "$d/out" && $BB rm -rf -- "$P/out"; }}
   else
     $BB mkdir -p "$d/out"
   fi
@@ -289,7 +297,7 @@ run_datum() {{
   printf '%s\\n' "$state" > "$d/state"
   # The container's / runner's own log shows every datum (Airflow task logs, kubectl logs).
   echo "== datum $1: $state after $try attempt(s)${{reason:+: $reason}}"
-  $BB cat "$d/log" 2>/dev/null
+  $BB cat "$d/log" 2>"$NULL"
 }}
 
 # Symlinks in /pfs/out to files outside /pfs (say /tmp/model.bin) are replaced by copies here, where the

@@ -135,7 +135,7 @@ def test_failing_datum_err_cmd_and_tries_match_local_runner(podman, pod_images, 
     # bad.txt fails every attempt and has no recovery; err_cmd "exit 0" rescues nothing here but is run.
     spec = _spec("failing", pod_images.user, datum_tries=2,
                  transform={"err_cmd": ["ptool", "exit", "1"]})
-    info, runs = run_job_in_pods(podman, s3_store, s3_store_url, spec, _config(pod_images, s3_secret, s3_store_url))
+    info, _ = run_job_in_pods(podman, s3_store, s3_store_url, spec, _config(pod_images, s3_secret, s3_store_url))
     local_store, local_info = run_job_locally(tmp_path, spec, files)
     assert info.state == local_info.state == "JOB_FAILURE"
     assert (info.data_processed, info.data_failed, info.data_recovered) == (
@@ -176,3 +176,17 @@ def test_pod_ends_when_the_user_container_dies_without_the_shim(podman, pod_imag
     assert run.seconds < 45, run.describe()
     info = jobs.finish_job(s3_store, "crashing", planned.job_id)
     assert info.state == "JOB_FAILURE" and info.data_processed == 0, info
+
+
+def test_user_container_under_another_uid_than_the_worker(podman, pod_images, s3_store, s3_store_url, s3_secret):
+    """Images often set their own USER: the user's container then runs as that uid while the init
+    container staged /pach as root. Here only the user container runs as 1000:1000 (a securityContext
+    added by pod_patch, as an image's USER would do); it must still read its inputs and write /pfs/out."""
+    import json
+
+    _fill(s3_store, {"/a.txt": b"abc\n"})
+    patch = [{"op": "add", "path": "/containers/0/securityContext", "value": {"runAsUser": 1000, "runAsGroup": 1000}}]
+    spec = _spec("other-uid", pod_images.user, pod_patch=json.dumps(patch))
+    info, runs = run_job_in_pods(podman, s3_store, s3_store_url, spec, _config(pod_images, s3_secret, s3_store_url))
+    assert info.state == "JOB_SUCCESS", (info, [r.describe() for r in runs])
+    assert s3_store.read_file("other-uid", info.id, "/a.txt") == b"ABC\n"

@@ -78,3 +78,26 @@ def test_untouched_chunks_are_reused(tmp_path):
     shared = {r.hash for r in refs} & {r.hash for r in new_refs}
     assert len(shared) >= len(refs) - 2  # one chunk rewritten (maybe merged with a neighbour)
     assert [e for e in m.diff(new, base)] == [(("/dir/010000", "h2", 2), ("/dir/010000", "h", 1))]
+
+
+def test_prefix_listing_reads_only_chunks_under_it(tmp_path):
+    from pach_airflow.pfs import open_store
+
+    url = "file://" + str(tmp_path / "store")
+    store = open_store(url)
+    store.create_repo("r")
+    h, size = store.put_blob(b"x")
+    store.write_commit("r", "master", [(f"/d{i // 10_000}/f{i:06d}", h, size) for i in range(50_000)])
+    fresh = open_store(url)  # empty caches
+    reads: list[str] = []
+    real_get = fresh.backend.get
+
+    def counting_get(key: str) -> bytes:
+        reads.append(key)
+        return real_get(key)
+
+    fresh.backend.get = counting_get
+    assert len(list(fresh.walk("r", "master", "/d3/f030500"))) == 1
+    chunk_reads = [k for k in reads if k.startswith("manifests/")]
+    assert len(chunk_reads) == 2  # the index and one chunk, of ~25
+    assert len(fresh.manifests.read_index(fresh.inspect_commit("r", "master").manifest)) > 10

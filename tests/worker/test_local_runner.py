@@ -283,7 +283,8 @@ def test_transform_user(sets, local_store, monkeypatch, tmp_path):
     root = tempfile.mkdtemp(prefix="pach-airflow-test-work-")
     os.chmod(root, 0o755)
     monkeypatch.setenv("PACH_AIRFLOW_WORK_ROOT", root)
-    job = sets.job({"cmd": ["sh", "-c", "id -u > /pfs/out/uid; id -g > /pfs/out/gid; cat /pfs/data/f > /pfs/out/f"],
+    job = sets.job({"cmd": ["sh", "-c", ("id -u > /pfs/out/uid; id -g > /pfs/out/gid; cat /pfs/data/f > /pfs/out/f; "
+                                        "touch /pfs/data/scratch")],  # the datum's data is the user's, as in Pachyderm
                     "user": "65534:65534"}, [[[sets.input("data", "data", "/f")]]])
     try:
         run_set(local_store, "p", job, "0")
@@ -364,3 +365,17 @@ def test_group_and_join_datums_env(sets, local_store):
     assert env["PACH_DATUM_g_GROUP_BY"] == "k1" and env["PACH_DATUM_j_JOIN_ON"] == "1"
     assert "PACH_DATUM_j_GROUP_BY" not in env
     assert sets.output(d, "/files") == b"k1-a k1-b"
+
+
+def test_background_children_die_when_the_code_exits(sets, local_store, tmp_path):
+    """driver_unix.go: the process group is killed when the user code exits, leftovers included."""
+    marker = tmp_path / "child-pid"
+    sets.repo("data", {"/a": "1", "/b": "2"})
+    script = (f"if [ -f {marker} ]; then kill -0 $(cat {marker}) 2>/dev/null && echo alive > /pfs/out/r "
+              f"|| echo dead > /pfs/out/r; else sleep 60 & echo $! > {marker}; fi")
+    job = sets.job({"cmd": ["sh", "-c", script]}, [[[sets.input("data", "data", "/a")],
+                                                   [sets.input("data", "data", "/b")]]])
+    run_set(local_store, "p", job, "0")
+    d1, d2 = sets.result(job)["datums"]
+    assert d1["state"] == d2["state"] == "SUCCESS"
+    assert sets.output(d2, "/r") == b"dead\n"

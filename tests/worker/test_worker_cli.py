@@ -127,3 +127,30 @@ def test_shim_runs_as_the_images_user(sets, local_store_url, tmp_path):
         assert sets.output(d, "/uid") == b"65534\nin"
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_shim_in_an_image_with_nothing_but_one_static_binary(sets, local_store, tmp_path):
+    """A stand-in for a minimal user image: a root filesystem holding only a static ``cp`` (busybox under
+    that name), no shell, no libc, no /proc. The work folder is mounted at /pach as in a pod."""
+    import shutil
+
+    sets.repo("data", {"/dir/f": "payload"})
+    job = sets.job({"cmd": ["cp", "/pfs/data/dir/f", "/pfs/out/copied"], "stdin": ["ignored"]},
+                   [[[sets.input("data", "data", "/dir/f")]]])
+    work = tmp_path / "pach"
+    w = stage_set(local_store, "p", job, "0", work, shared=True)
+    rootfs = tmp_path / "rootfs"
+    for d in ("pfs", "pach", "img-bin"):
+        (rootfs / d).mkdir(parents=True)
+    shutil.copy("/bin/busybox", rootfs / "img-bin" / "cp")
+    bb = w.busybox
+    script = (f"{bb} mount -o bind {work} {rootfs}/pach && "
+              f"exec env -i PATH=/img-bin {bb} chroot {rootfs} /pach/bin/busybox sh /pach/shim.sh")
+    p = subprocess.run([*namespace_argv(), str(bb), "sh", "-c", script], timeout=120, capture_output=True,
+                       text=True, check=False)
+    assert p.returncode == 0, p.stdout + p.stderr
+    rec = upload_set(local_store, WorkDir(work))
+    (d,) = rec["datums"]
+    assert d["state"] == "SUCCESS", d["log"] + p.stdout + p.stderr
+    assert sets.output(d, "/copied") == b"payload"
+    assert sorted(os.listdir(rootfs)) == ["img-bin", "pach", "pfs"]  # nothing of ours left in the image
