@@ -63,6 +63,7 @@ START_DATE = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 CONF_KEYS = ("commits", "drain", "run_cron")
 TAG_LIMIT = 100  # Airflow's DagTag.name length
 LABEL_LIMIT = 80
+SET_LABEL_ANNOTATION = "pach-airflow/datums"
 
 
 # -- inputs -------------------------------------------------------------------------------------------
@@ -333,11 +334,18 @@ def _kubernetes_process(spec: PipelineSpec, planned, parallelism: int):
 
         job_id = get_current_context()["ti"].xcom_pull(task_ids="plan", key="job_id")
         cfg = make_config() if make_config else None
-        return [expand_kwargs(name, job_id, s["set_id"], cfg) for s in sets]
+        out = []
+        for s in sets:
+            kw = expand_kwargs(name, job_id, s["set_id"], cfg)
+            # The set's label rides along as an annotation: map_index_template shows it in the UI.
+            kw["annotations"] = {**(kw.get("annotations") or {}), SET_LABEL_ANNOTATION: s["label"]}
+            out.append(kw)
+        return out
 
     kwargs = dict(partial_kwargs(spec, config))
     kwargs.setdefault("max_active_tis_per_dagrun", parallelism)
     kwargs.setdefault("retries", 1)
+    kwargs.setdefault("map_index_template", "{{ task.annotations['" + SET_LABEL_ANNOTATION + "'] }}")
     return KubernetesPodOperator.partial(task_id="process", **kwargs).expand_kwargs(
         pod_args(planned))
 

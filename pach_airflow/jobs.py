@@ -453,8 +453,14 @@ def ensure_pipeline(store, spec: Any, *, reprocess: bool = False) -> PipelineInf
     for kind, _inp, repo, branch in _branches(spec_dict):
         if kind == "cron":
             _ensure_repo(store, repo, f"Cron tick repo for pipeline {name}.")
+        if _is_pipeline_output(store, repo):
+            continue  # the upstream's first job makes its output branch; an empty commit here would not
         _ensure_branch(store, repo, branch)
     return PipelineInfo.from_record(rec)
+
+
+def _is_pipeline_output(store, repo: str) -> bool:
+    return _get_record(store, pipeline_key(repo)) is not None
 
 
 def inspect_pipeline(store, pipeline: str) -> PipelineInfo:
@@ -565,6 +571,9 @@ def _pin_commits(store, spec_dict: Mapping[str, Any], commits: Mapping[str, str]
             except NotFound:
                 raise JobError(f"pipeline {name}: input repo {repo!r} does not exist; "
                                f"create it first: pach-airflow create repo {repo}") from None
+            if _is_pipeline_output(store, repo):
+                pinned[(repo, branch)] = None  # the upstream pipeline has not run yet: no datums
+                continue
             raise JobError(f"pipeline {name}: input branch {repo}@{branch} does not exist; "
                            f"create it: pach-airflow create branch {repo}@{branch}") from None
         pinned[(repo, branch)] = head

@@ -28,8 +28,12 @@ if [ -z "${CONTAINERS_CONF:-}" ]; then
   printf '[containers]\ndefault_ulimits = []\n[engine]\ncgroup_manager = "cgroupfs"\n' >"$CONTAINERS_CONF"
 fi
 for tool in podman mmdebstrap gcc; do
-  command -v "$tool" >/dev/null || { echo "build_test_images.sh: $tool is missing (apt-get install -y podman runc mmdebstrap gcc)" >&2; exit 2; }
+  command -v "$tool" >/dev/null || { echo "build_test_images.sh: $tool is missing (apt-get install -y podman runc mmdebstrap gcc libc6-dev)" >&2; exit 2; }
 done
+# pip on the host fetches wheels from PyPI and builds ours (the chroot cannot: no proxy CA in it)
+PIP=(python3 -m pip)
+"${PIP[@]}" --version >/dev/null 2>&1 || { echo "build_test_images.sh: python3 has no pip (apt-get install -y python3-pip)" >&2; exit 2; }
+ARCH=$(uname -m)
 
 hash_of() { sha256sum | cut -c1-12; }
 have_image() { "${PODMAN[@]}" image exists "$1"; }
@@ -43,8 +47,9 @@ BASE=localhost/pach-airflow-worker-base:$deps_hash
 if ! have_image "$BASE"; then
   t0=$SECONDS
   mkdir -p "$TMP/wheels"
-  python3 -m pip download --quiet --only-binary=:all: --python-version 3.11 --platform manylinux2014_x86_64 \
-    --platform manylinux_2_17_x86_64 --implementation cp -d "$TMP/wheels" "${WORKER_DEPS[@]}" >&2
+  # bookworm's python3 is 3.11: the wheels are for that, whatever runs this script
+  "${PIP[@]}" download --quiet --only-binary=:all: --python-version 3.11 --platform "manylinux2014_$ARCH" \
+    --platform "manylinux_2_17_$ARCH" --implementation cp -d "$TMP/wheels" "${WORKER_DEPS[@]}" >&2
   mmdebstrap --quiet --variant=apt --include=python3,python3-venv,busybox-static,ca-certificates \
     --customize-hook="mkdir -p \"\$1/tmp/wheels\" && cp $TMP/wheels/*.whl \"\$1/tmp/wheels/\"" \
     --customize-hook='chroot "$1" python3 -m venv /opt/pach-airflow' \
@@ -65,7 +70,7 @@ if ! have_image "$WORKER"; then
   # build the wheel from a snapshot: other engineers edit the tree while we build
   (cd "$ROOT" && cp -r pach_airflow pyproject.toml README.md "$TMP/src/")
   find "$TMP/src" -name __pycache__ -prune -exec rm -rf {} +
-  python3 -m pip wheel --quiet --no-deps -w "$TMP/ctx" "$TMP/src" >&2
+  "${PIP[@]}" wheel --quiet --no-deps -w "$TMP/ctx" "$TMP/src" >&2
   wheel=$(cd "$TMP/ctx" && ls pach_airflow-*.whl)
   cat >"$TMP/ctx/Containerfile" <<EOF
 FROM $BASE

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import itertools
 import threading
 import zlib
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ MAX_BYTES = 4 << 20
 # manifest fragmented into tiny chunks.
 MIN_ENTRIES = 256
 COMPRESS_LEVEL = 1
+READ_AHEAD = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +77,10 @@ def under(path: str, prefix: str) -> bool:
 class Manifests:
     """Reads and writes manifest chunks and indexes on one backend, with an LRU of decoded chunks."""
 
-    def __init__(self, backend: Backend, cache_chunks: int = 48):
+    def __init__(self, backend: Backend, cache_chunks: int = 48,
+                 executor: Callable[[], Executor] | None = None):
         self.backend = backend
+        self.executor = executor  # gives the pool for parallel chunk reads (None: read one by one)
         self._cache: OrderedDict[str, list[Entry]] = OrderedDict()
         self._index_cache: OrderedDict[str, list[ChunkRef]] = OrderedDict()
         self._lock = threading.Lock()
@@ -159,17 +163,39 @@ class Manifests:
             out.append(r)
         return out
 
+    def _read_ahead(self, refs: list[ChunkRef]) -> Iterator[list[Entry]]:
+        """The chunks of ``refs`` in order, the next :data:`READ_AHEAD` fetched in parallel (on S3 a
+        chunk is a round trip; zlib releases the GIL while it inflates)."""
+        pool = self.executor() if self.executor is not None and len(refs) > 1 else None
+        if pool is None:
+            for r in refs:
+                yield self.read_chunk(r.hash)
+            return
+        futures: deque[Future] = deque()
+        it = iter(refs)
+        try:
+            for r in itertools.islice(it, READ_AHEAD):
+                futures.append(pool.submit(self.read_chunk, r.hash))
+            while futures:
+                entries = futures.popleft().result()
+                nxt = next(it, None)
+                if nxt is not None:
+                    futures.append(pool.submit(self.read_chunk, nxt.hash))
+                yield entries
+        finally:
+            for f in futures:
+                f.cancel()
+
     def iter_prefix(self, index: str, prefix: str) -> Iterator[Entry]:
         """Entries of files at or below ``prefix`` (a cleaned path), in path order."""
         lo, hi = prefix_range(prefix)
         refs = self.chunks_in_range(self.read_index(index), lo, hi)
         if prefix == "/":
-            for r in refs:
-                yield from self.read_chunk(r.hash)
+            for entries in self._read_ahead(refs):
+                yield from entries
             return
         below = prefix + "/"
-        for n, r in enumerate(refs):
-            entries = self.read_chunk(r.hash)
+        for n, (r, entries) in enumerate(zip(refs, self._read_ahead(refs))):
             if r.first.startswith(below) and r.last.startswith(below):
                 yield from entries  # the whole chunk is below the prefix: no per-entry checks
                 continue

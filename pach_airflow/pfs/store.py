@@ -153,7 +153,7 @@ class Store:
     @property
     def manifests(self) -> Manifests:
         if self._manifests is None:
-            self._manifests = Manifests(self.backend)
+            self._manifests = Manifests(self.backend, executor=lambda: self._pool("read"))
         return self._manifests
 
     def _pool(self, name: str) -> ThreadPoolExecutor:
@@ -268,9 +268,14 @@ class Store:
         raise Conflict(f"could not move branch {branch} of repo {repo}: too many concurrent updates")
 
     def inspect_branch(self, repo: str, branch: str) -> BranchInfo:
-        self._require_repo(repo)
+        """One read when the branch exists (cheap enough to poll: the commit watchers do)."""
+        P.validate_repo_name(repo)
         P.validate_branch_name(branch)
-        return BranchInfo(repo, branch, self._branch_or_raise(repo, branch).get("head"))
+        got = self._read_branch(repo, branch)
+        if got is None:
+            self._require_repo(repo)  # the better message when the repo is what is missing
+            return BranchInfo(repo, branch, self._branch_or_raise(repo, branch).get("head"))
+        return BranchInfo(repo, branch, got[0].get("head"))
 
     def list_branches(self, repo: str) -> list[BranchInfo]:
         P.validate_repo_name(repo)

@@ -201,7 +201,11 @@ def _clean_stale(root: Path) -> None:
         return
     for d in entries:
         lock = d / LOCK_NAME
-        if not d.is_dir() or not lock.exists():
+        # An empty lock file belongs to a runner between creating and locking it: not ours to judge.
+        try:
+            if not d.is_dir() or lock.stat().st_size == 0:
+                continue
+        except OSError:  # no lock file (yet), or removed meanwhile
             continue
         try:
             fd = os.open(lock, os.O_RDWR)
@@ -249,6 +253,7 @@ def run_set(store, pipeline: str, job_id: str, set_id: str, *, work_root: str | 
     work = Path(tempfile.mkdtemp(prefix=f"{pipeline}-{set_id}-", dir=root))
     lock_fd = os.open(work / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
     fcntl.flock(lock_fd, fcntl.LOCK_EX)
+    os.write(lock_fd, f"{os.getpid()}\n".encode())  # only now may a cleaner judge the folder (see _clean_stale)
     try:
         t0 = time.monotonic()
         w = stage_set(store, pipeline, job_id, set_id, work, secrets_dir=sdir, user_prefix=prefix)
@@ -268,7 +273,9 @@ def run_set(store, pipeline: str, job_id: str, set_id: str, *, work_root: str | 
         record = upload_set(store, w)
         t3 = time.monotonic()
     finally:
-        if not keep:
+        if keep:
+            os.ftruncate(lock_fd, 0)  # an empty lock: later runs leave the folder alone
+        else:
             shutil.rmtree(work, ignore_errors=True)
         os.close(lock_fd)
     counts = Counter(d["state"] for d in record["datums"])

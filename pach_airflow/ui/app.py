@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 HERE = Path(__file__).parent
 DEFAULT_PREFIX = "/pach"
+STATIC = {"pach.css": "text/css", "pach.js": "text/javascript", "icon.svg": "image/svg+xml"}
 
 
 @functools.cache
@@ -247,15 +248,12 @@ def create_app(store_url: str | None = None, *, url_prefix: str = DEFAULT_PREFIX
         g = data.lineage(ui.store(), href=_href(root))
         return ui.page(request, "lineage.html", title="Lineage", svg=lin.render_svg(g), graph=g.to_dict())
 
-    @app.get("/static/pach.css")
-    def stylesheet() -> Response:
-        return Response((HERE / "static" / "pach.css").read_bytes(), media_type="text/css",
+    @app.get("/static/{name}")
+    def static(name: str) -> Response:
+        if name not in STATIC:
+            raise HTTPException(404, f"no static file {name!r}")
+        return Response((HERE / "static" / name).read_bytes(), media_type=STATIC[name],
                         headers={"Cache-Control": "private, max-age=300"})
-
-    @app.get("/static/icon.svg")
-    def icon() -> Response:
-        return Response((HERE / "static" / "icon.svg").read_bytes(), media_type="image/svg+xml",
-                        headers={"Cache-Control": "private, max-age=3600"})
 
     return app
 

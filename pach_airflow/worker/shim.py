@@ -160,8 +160,8 @@ fi
 # transform.user (local runner): the user that must own /pfs/out.
 OWNER=; if [ -f "$W/owner" ]; then read -r OWNER < "$W/owner"; fi
 
-# A minimal image may lack /dev/null and /proc: fall back to files of our own. Background jobs get an
-# explicit stdin (the shell would otherwise open /dev/null for them).
+# A minimal root filesystem may lack /proc, even /dev/null: fall back to files of our own where we can.
+# (busybox sh itself opens /dev/null for background jobs, which every container runtime provides.)
 if [ -c /dev/null ]; then NULL=/dev/null; EMPTY=/dev/null; else NULL="$W/.null"; EMPTY="$W/.empty"; : > "$EMPTY"; fi
 
 # Epoch time in centiseconds: busybox date has no %N, so /proc/uptime gives the fraction.
@@ -241,11 +241,11 @@ run_user() {{
     else
       exec $BB setsid $BB env -- "$@" {prefix} "$_prog" {err_args} < "$_in" >> "$d/log" 2>&1
     fi
-  ) < "$EMPTY" &
+  ) &
   _pid=$!
   _wd=
   if [ -n "$_secs" ]; then
-    $BB setsid $BB sh -c '"$1" sleep "$2"; : > "$3"; "$1" kill -KILL "-$4" 2>"$5"' _ "$BB" "$_secs" "$d/.timed_out" "$_pid" "$NULL" < "$EMPTY" &
+    $BB setsid $BB sh -c '"$1" sleep "$2"; : > "$3"; "$1" kill -KILL "-$4" 2>"$5"' _ "$BB" "$_secs" "$d/.timed_out" "$_pid" "$NULL" &
     _wd=$!
   fi
   wait "$_pid"; rc=$?

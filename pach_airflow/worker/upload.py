@@ -34,6 +34,9 @@ from pach_airflow.worker.workdir import DatumDir, WorkDir
 __all__ = ["LOG_TAIL_BYTES", "collect_results", "upload_set", "wait_done"]
 
 LOG_TAIL_BYTES = 64 * 1024
+# A set may hold thousands of datums: their log tails share this much of the one result record (the whole
+# log of each datum is always in its log_blob).
+RECORD_LOG_BUDGET = 8 * 1024 * 1024
 UPLOAD_THREADS = 16
 MAX_LINK_HOPS = 32
 
@@ -142,7 +145,8 @@ class _Outputs:
         self._add(rel, local, validate, hops + 1)
 
 
-def _datum_result(store, dd: DatumDir, datum: dict[str, Any], pool: concurrent.futures.Executor) -> dict:
+def _datum_result(store, dd: DatumDir, datum: dict[str, Any], pool: concurrent.futures.Executor,
+                  tail_bytes: int = LOG_TAIL_BYTES) -> dict:
     state = dd.state
     reason = dd.reason or None
     if state not in ("SUCCESS", "FAILED", "RECOVERED"):
@@ -171,8 +175,8 @@ def _datum_result(store, dd: DatumDir, datum: dict[str, Any], pool: concurrent.f
     if log_path.exists() and log_path.stat().st_size:
         size = log_path.stat().st_size
         with open(log_path, "rb") as f:
-            if size > LOG_TAIL_BYTES:
-                f.seek(size - LOG_TAIL_BYTES)
+            if size > tail_bytes:
+                f.seek(size - tail_bytes)
             log_text = f.read().decode(errors="replace")
         log_blob, _ = store.put_blob(log_path)
     started, finished = dd.timing
@@ -185,7 +189,8 @@ def collect_results(store, work: WorkDir, *, threads: int = UPLOAD_THREADS) -> d
     """Upload every datum's outputs and log blobs; return the result record (not yet written)."""
     info = work.read_set()
     with concurrent.futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="upload") as pool:
-        datums = [_datum_result(store, work.datum(n), d, pool) for n, d in enumerate(info["datums"])]
+        tail = max(1024, min(LOG_TAIL_BYTES, RECORD_LOG_BUDGET // max(1, len(info["datums"]))))
+        datums = [_datum_result(store, work.datum(n), d, pool, tail) for n, d in enumerate(info["datums"])]
     return {"pipeline": info["pipeline"], "job": info["job"], "set": info["set"], "datums": datums}
 
 

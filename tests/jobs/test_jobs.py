@@ -399,3 +399,19 @@ def test_jobs_on_s3_store(s3_store_url, tmp_path, monkeypatch):
     assert (job["data_processed"], job["data_skipped"], job["data_total"]) == (1, 1, 2)
     assert pps.files("p") == {"/b": b"2", "/c": b"3"}
     assert [j["id"] for j in pps.jobs("p")] == [second, first]
+
+
+def test_downstream_created_before_upstream_ran(pps):
+    pps.repo("data")
+    pps.put("data", "/a", "1")
+    a = pps.spec("a", PFS_DATA, stdin=["cp /pfs/data/* /pfs/out/"])
+    b = pps.spec("b", {"pfs": {"repo": "a", "glob": "/*"}}, stdin=["cp /pfs/a/* /pfs/out/"])
+    pps.pach("create", "pipeline", "-f", str(a))
+    pps.pach("create", "pipeline", "-f", str(b))
+    _, job = pps.run(b)  # upstream never ran: an empty job, and no commit appears in a
+    assert (job["state"], job["data_total"]) == ("JOB_SUCCESS", 0)
+    assert pps.commits("a") == []
+    a_id, _ = pps.run(a)
+    assert [c.id for c in pps.commits("a")] == [a_id]
+    _, job = pps.run(b)
+    assert job["data_processed"] == 1 and pps.files("b") == {"/a": b"1"}

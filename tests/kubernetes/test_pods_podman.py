@@ -190,3 +190,28 @@ def test_user_container_under_another_uid_than_the_worker(podman, pod_images, s3
     info, runs = run_job_in_pods(podman, s3_store, s3_store_url, spec, _config(pod_images, s3_secret, s3_store_url))
     assert info.state == "JOB_SUCCESS", (info, [r.describe() for r in runs])
     assert s3_store.read_file("other-uid", info.id, "/a.txt") == b"ABC\n"
+
+
+def test_user_code_sees_pachyderms_env_and_its_secret_but_no_store_credentials(podman, pod_images, s3_store,
+                                                                              s3_store_url, s3_secret, s3_server):
+    """transform.secrets reach the user's code from a Kubernetes Secret (env_var and mount_path); the
+    datum's Pachyderm variables are set; the store's S3 credentials are not visible to user code."""
+    _fill(s3_store, {"/only.txt": b"x\n"})
+    user_secret = podman.create_secret(f"db-{uuid.uuid4().hex[:8]}", {"password": "hunter2"})
+    try:
+        spec = _spec("env-dump", pod_images.user, transform={
+            "cmd": ["ptool", "env", "/pfs/out/env.txt"], "env": {"MODE": "fast"},
+            "secrets": [{"name": user_secret, "key": "password", "env_var": "DB_PASSWORD"}]})
+        info, runs = run_job_in_pods(podman, s3_store, s3_store_url, spec,
+                                     _config(pod_images, s3_secret, s3_store_url))
+    finally:
+        podman.remove_secret(user_secret)
+    assert info.state == "JOB_SUCCESS", (info, [r.describe() for r in runs])
+    env = dict(line.split("=", 1) for line in
+               s3_store.read_file("env-dump", info.id, "/env.txt").decode().splitlines() if "=" in line)
+    assert env["DB_PASSWORD"] == "hunter2"
+    assert env["MODE"] == "fast"
+    assert env["in"] == "/pfs/in/only.txt"
+    assert env["PACH_JOB_ID"] == info.id and env["PPS_PIPELINE_NAME"] == "env-dump"
+    assert not [k for k in env if k.startswith("AWS_")]
+    assert s3_server.secret_key not in "".join(r.describe() for r in runs)  # nor in any container's log

@@ -14,7 +14,7 @@ from tests.ui.conftest import mounted
 ROUTES = [
     "/pach/", "/pach/lineage", "/pach/repos/images", "/pach/commits/images/master",
     "/pach/pipelines/edges", "/pach/jobs/edges/0123456789abcdef0123456789abcdef",
-    "/pach/runs/edges/manual__2026", "/pach/static/pach.css", "/pach/static/icon.svg",
+    "/pach/runs/edges/manual__2026", "/pach/static/pach.css",
     "/pach/api/repos", "/pach/api/repos/images", "/pach/api/repos/images/commits",
     "/pach/api/commits/images/master", "/pach/api/pipelines", "/pach/api/pipelines/edges", "/pach/api/jobs",
     "/pach/api/jobs/edges/0123456789abcdef0123456789abcdef",

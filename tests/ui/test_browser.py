@@ -17,6 +17,8 @@ import shutil
 import stat
 import subprocess
 import sys
+import time
+from urllib.parse import unquote
 
 import pytest
 
@@ -73,7 +75,9 @@ def test_ui_in_chromium(airflow_standalone, tmp_path):
         pytest.skip("Debian's chromium is not installed (scripts/setup.sh --test installs it)")
     store_url = "file://" + str(tmp_path / "store")
     open_store(store_url).create_repo("images", "sample PGM images")
+    t0 = time.monotonic()
     server = airflow_standalone(dags_folder(tmp_path), env={"PACH_AIRFLOW_STORE": store_url})
+    timings = {"standalone healthy": time.monotonic() - t0}
     shots = tmp_path / "screenshots"
     shots.mkdir()
 
@@ -87,9 +91,11 @@ def test_ui_in_chromium(airflow_standalone, tmp_path):
     # A user's commit to the input repo: the commit watcher starts edges, whose output starts montage.
     server.wait_dag("edges")
     server.wait_dag("montage")
+    timings["DAGs parsed"] = time.monotonic() - t0
     images_commit = put_images(store_url, tmp_path)
     edges_runs = server.wait_runs("edges", 1, timeout=240)
     montage_runs = server.wait_runs("montage", 1, timeout=240)
+    timings["edges and montage ran"] = time.monotonic() - t0
     run = next(r for r in edges_runs if r["state"] == "success")
     run_id = run["dag_run_id"]
     job_id = server.api("GET", f"/api/v2/dags/edges/dagRuns/{run_id}/taskInstances/plan/xcomEntries/job_id")["value"]
@@ -177,7 +183,8 @@ def test_ui_in_chromium(airflow_standalone, tmp_path):
         # And back: the commit page's DAG run link opens the run in the Airflow UI (whole window).
         frame.locator("#job").get_by_role("link", name=f"edges@{job_id[:12]}").click()
         frame.locator("#dag-run").get_by_role("link", name=run_id).click()
-        page.wait_for_url(re.compile(f"/dags/edges/runs/{re.escape(run_id)}$"))
+        page.wait_for_url(lambda url: unquote(url).endswith(f"/dags/edges/runs/{run_id}"))
+        expect(page.get_by_text(run_id).first).to_be_visible()
         shot("08-back-to-run")
 
         # The DAG's "Pachyderm" tab: the pipeline with its jobs and lineage.
@@ -187,7 +194,8 @@ def test_ui_in_chromium(airflow_standalone, tmp_path):
         expect(frame.locator("#jobs .state", has_text="SUCCESS").first).to_be_visible()
         shot("09-pipeline-tab")
         browser.close()
+    timings["browser done"] = time.monotonic() - t0
 
     (tmp_path / "summary.json").write_text(json.dumps({"run_id": run_id, "job_id": job_id,
-                                                       "screenshots": sorted(os.listdir(shots))}))
-    print("screenshots in", shots)
+                                                       "screenshots": sorted(os.listdir(shots)), "timings": timings}))
+    print("screenshots in", shots, "timings", {k: round(v, 1) for k, v in timings.items()})

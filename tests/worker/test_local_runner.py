@@ -379,3 +379,15 @@ def test_background_children_die_when_the_code_exits(sets, local_store, tmp_path
     d1, d2 = sets.result(job)["datums"]
     assert d1["state"] == d2["state"] == "SUCCESS"
     assert sets.output(d2, "/r") == b"dead\n"
+
+
+def test_long_logs_keep_a_tail_in_the_record_and_all_in_a_blob(sets, local_store):
+    sets.repo("data", {"/f": "x"})
+    job = sets.job({"cmd": ["sh", "-c", ("i=0; while [ $i -lt 3000 ]; do echo line-$i-0123456789012345678901234567890; "
+                                        "i=$((i+1)); done; echo the-end >&2")]}, [[[sets.input("data", "data", "/f")]]])
+    run_set(local_store, "p", job, "0")
+    (d,) = sets.result(job)["datums"]
+    whole = local_store.get_blob(d["log_blob"]).decode()
+    assert "line-0-" in whole and "line-2999-" in whole and "the-end" in whole
+    assert len(d["log"].encode()) <= 64 * 1024 and "line-0-" not in d["log"]
+    assert whole.endswith(d["log"])

@@ -131,7 +131,8 @@ def test_shim_runs_as_the_images_user(sets, local_store_url, tmp_path):
 
 def test_shim_in_an_image_with_nothing_but_one_static_binary(sets, local_store, tmp_path):
     """A stand-in for a minimal user image: a root filesystem holding only a static ``cp`` (busybox under
-    that name), no shell, no libc, no /proc. The work folder is mounted at /pach as in a pod."""
+    that name), no shell, no libc, no /proc; /dev/null as every container runtime provides it. The work
+    folder is mounted at /pach as in a pod."""
     import shutil
 
     sets.repo("data", {"/dir/f": "payload"})
@@ -140,11 +141,12 @@ def test_shim_in_an_image_with_nothing_but_one_static_binary(sets, local_store, 
     work = tmp_path / "pach"
     w = stage_set(local_store, "p", job, "0", work, shared=True)
     rootfs = tmp_path / "rootfs"
-    for d in ("pfs", "pach", "img-bin"):
+    for d in ("pfs", "pach", "img-bin", "dev"):
         (rootfs / d).mkdir(parents=True)
+    (rootfs / "dev" / "null").touch()
     shutil.copy("/bin/busybox", rootfs / "img-bin" / "cp")
     bb = w.busybox
-    script = (f"{bb} mount -o bind {work} {rootfs}/pach && "
+    script = (f"{bb} mount -o bind {work} {rootfs}/pach && {bb} mount -o bind /dev/null {rootfs}/dev/null && "
               f"exec env -i PATH=/img-bin {bb} chroot {rootfs} /pach/bin/busybox sh /pach/shim.sh")
     p = subprocess.run([*namespace_argv(), str(bb), "sh", "-c", script], timeout=120, capture_output=True,
                        text=True, check=False)
@@ -153,4 +155,4 @@ def test_shim_in_an_image_with_nothing_but_one_static_binary(sets, local_store, 
     (d,) = rec["datums"]
     assert d["state"] == "SUCCESS", d["log"] + p.stdout + p.stderr
     assert sets.output(d, "/copied") == b"payload"
-    assert sorted(os.listdir(rootfs)) == ["img-bin", "pach", "pfs"]  # nothing of ours left in the image
+    assert sorted(os.listdir(rootfs)) == ["dev", "img-bin", "pach", "pfs"]  # nothing of ours left in the image
