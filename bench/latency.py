@@ -39,7 +39,7 @@ input:
 
 
 def _ts(text: str) -> float:
-    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    return dt.datetime.fromisoformat(text).timestamp()
 
 
 def main() -> None:

@@ -65,6 +65,8 @@ def bench_put(label: str, store_url: str, files: list[Path], baseline_name: str,
 
 
 def print_put_report(backend: str, report: list) -> None:
+    if not report:
+        return
     print(f"\n== put ({backend})")
     print(f"{'set':<8}{'files':>8}{'MiB':>9}  {'baseline':<22}{'base s':>8}{'ours s':>8}{'ratio':>7}"
           f"{'re-put s':>10}{'sent MiB':>10}{'re-sent B':>11}")

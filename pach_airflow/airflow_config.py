@@ -49,7 +49,7 @@ def section() -> dict[str, str]:
     """The whole ``[pach_airflow]`` section (config file and env vars), for runners with their own keys."""
     try:
         return {k: str(v) for k, v in (_conf().getsection(SECTION) or {}).items()}
-    except Exception:  # the section does not exist at all
+    except Exception:  # noqa: BLE001 -- a section absent or unreadable is an empty one
         return {}
 
 

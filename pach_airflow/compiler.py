@@ -250,6 +250,7 @@ def compile_pipeline(spec: PipelineSpec, *, source: str | None = None,
 
     runner = runner or airflow_config.runner()
     name = spec.pipeline.name
+    k8s_kwargs = _kubernetes_kwargs(spec) if runner == "kubernetes" else None
     out_asset = make_asset(*output_branch(spec))
     parallelism = max(1, int(getattr(getattr(spec, "parallelism_spec", None), "constant", 1) or 1))
 
@@ -264,7 +265,11 @@ def compile_pipeline(spec: PipelineSpec, *, source: str | None = None,
         tags=tags(spec),
         params=params(spec),
         default_args={"owner": "pach_airflow"},
-        render_template_as_native_obj=False,
+        # A Pachyderm pipeline runs as soon as it is created; `pach-airflow stop pipeline` pauses it.
+        is_paused_upon_creation=False,
+        # Registered by the loader (module globals) only once complete: a spec that fails halfway
+        # must leave no half-built DAG behind for the DagBag to find.
+        auto_register=False,
     ) as dag:
 
         @task(task_id="plan", retries=0)
@@ -291,8 +296,8 @@ def compile_pipeline(spec: PipelineSpec, *, source: str | None = None,
             return run_finish(spec, get_current_context(), out_asset)
 
         planned = plan()
-        if runner == "kubernetes":
-            processed = _kubernetes_process(spec, planned, parallelism)
+        if k8s_kwargs is not None:
+            processed = _kubernetes_process(spec, planned, parallelism, k8s_kwargs)
         else:
             @task(task_id="process", map_index_template="{{ pach_set_label }}", retries=1,
                   retry_delay=dt.timedelta(seconds=5), max_active_tis_per_dagrun=parallelism)
@@ -308,24 +313,30 @@ def compile_pipeline(spec: PipelineSpec, *, source: str | None = None,
     return dag
 
 
-def _kubernetes_process(spec: PipelineSpec, planned, parallelism: int):
-    """``process`` as plain KubernetesPodOperators, mapped over per-set kwargs (the kubernetes runner)."""
-    from airflow.sdk import task
-
+def _kubernetes_kwargs(spec: PipelineSpec) -> dict[str, Any]:
+    """The common KubernetesPodOperator kwargs of the pipeline's pods (the kubernetes runner's module)."""
     from pach_airflow.errors import RunnerError
 
     try:
-        from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
-
         from pach_airflow.runners import kubernetes as k8s
-        partial_kwargs, expand_kwargs, make_config = (k8s.kpo_partial_kwargs, k8s.kpo_expand_kwargs,
-                                                      getattr(k8s, "config_from_airflow", None))
+
+        partial_kwargs, make_config = k8s.kpo_partial_kwargs, k8s.config_from_airflow
     except (ImportError, AttributeError) as exc:
         raise RunnerError(
             "[pach_airflow] runner = kubernetes needs pach_airflow.runners.kubernetes with "
-            f"kpo_partial_kwargs(spec, config) and kpo_expand_kwargs(pipeline, job_id, set_id, config): {exc}"
+            f"kpo_partial_kwargs(spec, config), kpo_expand_kwargs(...) and config_from_airflow(): {exc}"
         ) from exc
-    config = make_config() if make_config else None
+    return dict(partial_kwargs(spec, make_config()))
+
+
+def _kubernetes_process(spec: PipelineSpec, planned, parallelism: int, kwargs: dict[str, Any]):
+    """``process`` as plain KubernetesPodOperators, mapped over per-set kwargs (the kubernetes runner)."""
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+    from airflow.sdk import task
+
+    from pach_airflow.runners import kubernetes as k8s
+
+    expand_kwargs, make_config = k8s.kpo_expand_kwargs, k8s.config_from_airflow
     name = spec.pipeline.name
 
     @task(task_id="pod_args")
@@ -333,7 +344,7 @@ def _kubernetes_process(spec: PipelineSpec, planned, parallelism: int):
         from airflow.sdk import get_current_context
 
         job_id = get_current_context()["ti"].xcom_pull(task_ids="plan", key="job_id")
-        cfg = make_config() if make_config else None
+        cfg = make_config()
         out = []
         for s in sets:
             kw = expand_kwargs(name, job_id, s["set_id"], cfg)
@@ -342,7 +353,7 @@ def _kubernetes_process(spec: PipelineSpec, planned, parallelism: int):
             out.append(kw)
         return out
 
-    kwargs = dict(partial_kwargs(spec, config))
+    kwargs = dict(kwargs)
     kwargs.setdefault("max_active_tis_per_dagrun", parallelism)
     kwargs.setdefault("retries", 1)
     kwargs.setdefault("map_index_template", "{{ task.annotations['" + SET_LABEL_ANNOTATION + "'] }}")
@@ -480,12 +491,12 @@ def pins_for(store, spec: PipelineSpec, commit: str, inp: RepoInput, previous: M
 def _cron_start(store, spec: PipelineSpec, cron: Any) -> dt.datetime:
     start = getattr(cron, "start", None)
     if isinstance(start, str):
-        start = dt.datetime.fromisoformat(start.replace("Z", "+00:00"))
+        start = dt.datetime.fromisoformat(start)
     if start is None:
         try:
             record = store.get_record(f"pps/pipelines/{spec.pipeline.name}")
-            start = dt.datetime.fromisoformat(str(record.get("created")).replace("Z", "+00:00"))
-        except Exception:
+            start = dt.datetime.fromisoformat(str(record.get("created")))
+        except Exception:  # noqa: BLE001 -- no record (yet): ticks start now
             start = dt.datetime.now(dt.UTC)
     if start.tzinfo is None:
         start = start.replace(tzinfo=dt.UTC)
@@ -582,7 +593,7 @@ def set_labels(store, pipeline: str, job_id: str, set_ids: list[str]) -> list[di
         try:
             record = store.get_record(f"pps/jobs/{pipeline}/{job_id}/sets/{set_id}")
             label = set_label(record.get("datums") or [])
-        except Exception:  # a label is cosmetic: never fail the plan for it
+        except Exception:  # noqa: BLE001 -- a label is cosmetic: never fail the plan for it
             label = f"set {set_id}"
         return {"set_id": str(set_id), "label": label}
 

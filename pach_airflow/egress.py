@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from pach_airflow.errors import JobError
@@ -28,6 +28,9 @@ from pach_airflow.errors import JobError
 RETRIES = 4          # attempts per file
 BACKOFF = 0.5        # seconds before the 2nd attempt; doubles each time
 THREADS = 8
+
+if TYPE_CHECKING:
+    from pach_airflow.pfs import Store
 
 
 def _now() -> str:
@@ -49,7 +52,7 @@ def check_url(url: str) -> None:
                    f"use file:///dir or s3://bucket/prefix")
 
 
-def _file_writer(url: str, store) -> Callable[[Any], None]:
+def _file_writer(url: str, store: Store) -> Callable[[Any], None]:
     root = urlparse(url).path or "/"
 
     def write(f) -> None:
@@ -70,7 +73,7 @@ def _file_writer(url: str, store) -> Callable[[Any], None]:
     return write
 
 
-def _s3_writer(url: str, store) -> Callable[[Any], None]:
+def _s3_writer(url: str, store: Store) -> Callable[[Any], None]:
     import boto3
 
     parsed = urlparse(url)
@@ -85,7 +88,7 @@ def _s3_writer(url: str, store) -> Callable[[Any], None]:
     return write
 
 
-def egress_files(store, files: Sequence[Any], url: str, *, retries: int = RETRIES,
+def egress_files(store: Store, files: Sequence[Any], url: str, *, retries: int = RETRIES,
                  backoff: float = BACKOFF) -> dict:
     """Copy ``files`` (``FileInfo`` of type file, blobs in ``store``) under ``url``.
 

@@ -113,7 +113,7 @@ def _pipeline_names(text: str) -> list[str]:
     names: list[str] = []
     try:
         docs = list(yaml.safe_load_all(text))
-    except Exception:
+    except Exception:  # noqa: BLE001 -- best effort: an unparseable file just has no names
         return names
     for doc in docs:
         for item in (doc if isinstance(doc, list) else [doc]):
@@ -130,8 +130,8 @@ def _declares_pipeline(text: str) -> bool:
 
     try:
         docs = list(yaml.safe_load_all(text))
-    except Exception:
-        return True  # unparseable but mentions pipeline: report it
+    except Exception:  # noqa: BLE001 -- unparseable but mentions pipeline: report it
+        return True
     return any(isinstance(item, dict) and "pipeline" in item
                for doc in docs for item in (doc if isinstance(doc, list) else [doc]))
 
@@ -165,7 +165,7 @@ def read_spec_file(path: Path, rel: str) -> LoadedFile | None:
     except PachAirflowError as exc:
         problems = getattr(exc, "problems", None) or [str(exc)]
         return LoadedFile(path, rel, problems=[str(p) for p in problems], names=_pipeline_names(text))
-    except Exception as exc:  # a bug in parsing must not hide the other specs either
+    except Exception as exc:  # noqa: BLE001 -- a bug in parsing must not hide the other specs either
         return LoadedFile(path, rel, problems=[f"{rel}: {type(exc).__name__}: {exc}"], names=_pipeline_names(text))
     return LoadedFile(path, rel, specs=list(specs), names=[s.pipeline.name for s in specs])
 
@@ -195,11 +195,11 @@ def compile_placeholder(dag_id: str, source: str, problems: list[str]) -> DAG:
 
     text = "\n".join(problems)
     doc = "\n".join([f"### Invalid pipeline spec `{source}`", "",
-                     "This spec file does not validate, so its pipeline does not run. Fix the file; the DAG "
-                     "comes back within Airflow's re-parse interval.", "", "```", text, "```"])
+                     ("This spec file does not validate, so its pipeline does not run. Fix the file; the DAG "
+                      "comes back within Airflow's re-parse interval."), "", "```", text, "```"])
     with DAG(dag_id=dag_id, schedule=None, start_date=START_DATE, catchup=False, doc_md=doc,
              description=f"INVALID SPEC {source}: {problems[0] if problems else ''}"[:200],
-             tags=[INVALID_TAG], max_active_runs=1) as dag:
+             tags=[INVALID_TAG], max_active_runs=1, auto_register=False) as dag:
 
         @task(task_id="invalid_spec", retries=0)
         def invalid_spec() -> None:
@@ -216,7 +216,7 @@ def _wanted_dag_id() -> str | None:
         from airflow.sdk import get_parsing_context
 
         return get_parsing_context().dag_id
-    except Exception:
+    except Exception:  # noqa: BLE001 -- outside a task runner: compile everything
         return None
 
 
@@ -264,8 +264,8 @@ def load_dags(folder: str | os.PathLike | None = None,
         for spec in loaded.specs:
             name = spec.pipeline.name
             if name in owner:
-                problems = [f"{loaded.rel}: pipeline {name}: pipeline.name: defined twice; {owner[name]} "
-                            "defines it already (one spec per pipeline name)"]
+                problems = [(f"{loaded.rel}: pipeline {name}: pipeline.name: defined twice; {owner[name]} "
+                             "defines it already (one spec per pipeline name)")]
                 dup_id = f"invalid_spec__{re.sub(r'[^A-Za-z0-9_.-]+', '_', loaded.rel)}__{name}"[:250]
                 add(dup_id, lambda d=dup_id, p=problems, r=loaded.rel: compile_placeholder(d, r, p))
                 continue
@@ -277,10 +277,10 @@ def load_dags(folder: str | os.PathLike | None = None,
                 except PachAirflowError as exc:
                     problems = getattr(exc, "problems", None) or [str(exc)]
                     return compile_placeholder(name, rel, [f"{rel}: pipeline {name}: {p}" for p in problems])
-                except Exception as exc:  # noqa: BLE001 -- a compiler bug must not hide the other pipelines
+                except Exception as exc:  # a compiler bug must not hide the other pipelines
                     log.exception("pach_airflow: compiling pipeline %s from %s failed", name, rel)
-                    return compile_placeholder(name, rel, [f"{rel}: pipeline {name}: cannot compile: "
-                                                           f"{type(exc).__name__}: {exc}"])
+                    return compile_placeholder(name, rel, [(f"{rel}: pipeline {name}: cannot compile: "
+                                                            f"{type(exc).__name__}: {exc}")])
 
             add(name, build)
     if namespace is not None:

@@ -102,7 +102,7 @@ class CommitTrigger(BaseEventTrigger):
                 head = await asyncio.to_thread(self._head, store)
                 new = [] if head is None or head == cursor else await asyncio.to_thread(
                     self._commits_since, store, cursor, head)
-            except Exception as exc:  # a store hiccup must not kill the watcher: log and poll again
+            except Exception as exc:  # noqa: BLE001 -- a store hiccup must not kill the watcher: log, poll again
                 log.warning("reading %s@%s failed: %s; retrying in %.1fs", self.repo, self.branch, exc, interval)
                 new = []
             for commit in new:

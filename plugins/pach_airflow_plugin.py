@@ -11,6 +11,8 @@ start, not at the first watch. Macros, in any templated field::
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from airflow.plugins_manager import AirflowPlugin
 
 from pach_airflow import airflow_config
@@ -24,6 +26,6 @@ def store_url() -> str:
 
 class PachAirflowPlugin(AirflowPlugin):
     name = "pach_airflow"
-    macros = [store_url, asset_name]
+    macros: ClassVar[list[Any]] = [store_url, asset_name]
     #: Not an Airflow attribute: what this plugin makes importable for the triggerer.
-    triggers = [CommitTrigger]
+    triggers: ClassVar[list[type]] = [CommitTrigger]

@@ -4,7 +4,8 @@ Mounts :func:`pach_airflow.ui.app.create_app` in Airflow's API server under ``/p
 
 - "Pachyderm repos" in the navigation bar (``/plugin/pach`` shows ``/pach/`` inside the Airflow UI);
 - a "Pachyderm" tab on each DAG: the pipeline, its jobs and lineage;
-- an "Output commit" tab on each DAG run: the job the run ran, its datums and output commit.
+- an "Output commit" tab on each DAG run: the job the run ran, its datums and output commit;
+- a "Datums" tab on each task instance: for a mapped ``process`` task, the datums of its datum set.
 
 Airflow 3.3 serves plugin apps without authentication; the app checks Airflow's login itself on every
 route (``pach_airflow.ui.auth``). Importing this file is cheap: FastAPI is already loaded wherever plugins
@@ -33,4 +34,6 @@ class PachAirflowUiPlugin(AirflowPlugin):
          "url_route": "pach-pipeline"},
         {"name": "Output commit", "href": f"{URL_PREFIX}/runs/{{DAG_ID}}/{{RUN_ID}}", "destination": "dag_run",
          "url_route": "pach-run"},
+        {"name": "Datums", "href": f"{URL_PREFIX}/runs/{{DAG_ID}}/{{RUN_ID}}/tasks/{{TASK_ID}}/{{MAP_INDEX}}",
+         "destination": "task_instance", "url_route": "pach-datums"},
     ]

@@ -9,6 +9,7 @@
 #   localhost/pach-airflow-user:test-<tool hash>     a user image with NO shell and NO Python: one static
 #                                                   C program (tests/kubernetes/ptool.c) at /ptool
 #
+# Bytecode is compiled at build time (pip's default): a container start must not recompile boto3.
 # Each image is tagged by a hash of what goes into it and reused while that hash holds (podman's store
 # keeps them between runs): the Debian base is built once (~30 s), the package layer whenever the
 # source changes (~5 s), the user image whenever ptool.c changes (~1 s).
@@ -42,7 +43,8 @@ trap 'rm -rf "$TMP"' EXIT
 log() { echo "build_test_images.sh: $*" >&2; }
 
 # 1. the Debian base with the worker's dependencies (rebuilt only when the pins change)
-deps_hash=$(printf '%s\n' bookworm python3 python3-venv busybox-static "${WORKER_DEPS[@]}" | hash_of)
+# (bump "layout" when the recipe below changes, so cached bases are rebuilt)
+deps_hash=$(printf '%s\n' layout-2 bookworm python3 python3-venv busybox-static "${WORKER_DEPS[@]}" | hash_of)
 BASE=localhost/pach-airflow-worker-base:$deps_hash
 if ! have_image "$BASE"; then
   t0=$SECONDS
@@ -53,7 +55,7 @@ if ! have_image "$BASE"; then
   mmdebstrap --quiet --variant=apt --include=python3,python3-venv,busybox-static,ca-certificates \
     --customize-hook="mkdir -p \"\$1/tmp/wheels\" && cp $TMP/wheels/*.whl \"\$1/tmp/wheels/\"" \
     --customize-hook='chroot "$1" python3 -m venv /opt/pach-airflow' \
-    --customize-hook='chroot "$1" sh -c "/opt/pach-airflow/bin/pip install --quiet --no-index --no-compile /tmp/wheels/*.whl && rm -rf /tmp/wheels /var/cache/apt/archives/*.deb /var/lib/apt/lists/*"' \
+    --customize-hook='chroot "$1" sh -c "/opt/pach-airflow/bin/pip install --quiet --no-index /tmp/wheels/*.whl && rm -rf /tmp/wheels /var/cache/apt/archives/*.deb /var/lib/apt/lists/*"' \
     --format=tar bookworm "$TMP/rootfs.tar" >&2
   "${PODMAN[@]}" import --quiet \
     --change 'ENV PATH=/opt/pach-airflow/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
@@ -75,7 +77,7 @@ if ! have_image "$WORKER"; then
   cat >"$TMP/ctx/Containerfile" <<EOF
 FROM $BASE
 COPY $wheel /tmp/
-RUN /opt/pach-airflow/bin/pip install --quiet --no-index --no-deps --no-compile /tmp/$wheel && rm /tmp/$wheel \
+RUN /opt/pach-airflow/bin/pip install --quiet --no-index --no-deps /tmp/$wheel && rm /tmp/$wheel \
  && pach-airflow --help >/dev/null
 EOF
   "${PODMAN[@]}" build --quiet --cgroup-manager cgroupfs --network none -t "$WORKER" "$TMP/ctx" >/dev/null

@@ -152,12 +152,18 @@ def finish_commit(ns: argparse.Namespace) -> None:
     _store().finish_commit(repo, ref, description=ns.description)
 
 
-@command("list", "commit", help="List commits, newest first.",
-         args=[arg("repo", metavar="REPO[@BRANCH]"), arg("-n", "--number", type=int, default=None,
-                                                          help="at most this many commits"), OUTPUT_ARG])
+@command("list", "commit", help="List commits, newest first (of every repo when none is given).",
+         args=[arg("repo", metavar="REPO[@BRANCH]", nargs="?", default=None),
+               arg("-n", "--number", type=int, default=None, help="at most this many commits (per repo)"),
+               OUTPUT_ARG])
 def list_commit(ns: argparse.Namespace) -> None:
-    repo, at, branch = ns.repo.partition("@")
-    commits = _store().list_commits(repo, branch if at else None, limit=ns.number)
+    store = _store()
+    if ns.repo is None:
+        every = (c for r in store.list_repos() for c in store.list_commits(r.name, limit=ns.number))
+        commits: Iterable[Any] = sorted(every, key=lambda c: c.id, reverse=True)
+    else:
+        repo, at, branch = ns.repo.partition("@")
+        commits = store.list_commits(repo, branch if at else None, limit=ns.number)
     _emit_stream(_commit_rows(commits, ns.output), _COMMIT_COLUMNS, ns.output)
 
 
@@ -196,8 +202,11 @@ def subscribe_commit(ns: argparse.Namespace) -> None:
 
 
 # ====================================================================== files
-def _local_sources(ns: argparse.Namespace, target: str) -> list[tuple[str, Any]]:
-    """(store path, source) pairs for a put, every local path checked before anything is written."""
+def _local_sources(ns: argparse.Namespace, target: str, explicit: bool = True) -> list[tuple[str, Any]]:
+    """(store path, source) pairs for a put, every local path checked before anything is written.
+
+    As pachctl: without a target path a file or directory keeps its base name (``-f dir -r`` → ``/dir/...``);
+    with one, ``-r`` puts the directory's contents under it."""
     from pathlib import Path
 
     from pach_airflow.errors import InvalidPath, NotFound
@@ -218,23 +227,49 @@ def _local_sources(ns: argparse.Namespace, target: str) -> list[tuple[str, Any]]
             data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
             items.append((validate_path_for_write(target), data))
             continue
+        if src.startswith(("http://", "https://")):
+            name = src.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+            dest = join_path(target, name) if as_dir else target
+            items.append((validate_path_for_write(dest), _Url(src)))
+            continue
         p = Path(src)
         if not p.exists():
             raise NotFound(f"local file {src} not found")
         if p.is_dir():
             if not ns.recursive:
                 raise InvalidPath(f"{src} is a directory: use put file -r")
+            base = target if explicit else join_path(target, p.resolve().name)
             for dirpath, dirs, files in os.walk(p):
                 dirs.sort()
                 for name in sorted(files):
                     full = Path(dirpath) / name
                     rel = full.relative_to(p).as_posix()
-                    items.append((validate_path_for_write(join_path(target, rel)), full))
+                    items.append((validate_path_for_write(join_path(base, rel)), full))
         elif as_dir:
             items.append((validate_path_for_write(join_path(target, p.name)), p))
         else:
             items.append((validate_path_for_write(target), p))
     return items
+
+
+class _Url:
+    """A URL to put: fetched (streamed) when its turn comes, as ``pachctl put file -f URL`` does."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self._resp: Any = None
+
+    def read(self, n: int = -1) -> bytes:
+        if self._resp is None:
+            import urllib.request
+
+            from pach_airflow.errors import NotFound
+
+            try:
+                self._resp = urllib.request.urlopen(self.url, timeout=60)
+            except OSError as exc:
+                raise NotFound(f"cannot fetch {self.url}: {exc}") from None
+        return self._resp.read(n)
 
 
 def _read_text(path: str) -> str:
@@ -282,7 +317,7 @@ def put_file(ns: argparse.Namespace) -> None:
     store = _store()
     raw_path = ns.target.partition(":")[2]
     target = path + "/" if raw_path.endswith("/") and path != "/" else path
-    items = _local_sources(ns, target)
+    items = _local_sources(ns, target, explicit=":" in ns.target)
     store._target(repo, ref)  # repo, branch, open commit: checked before any upload
     total = sum(os.path.getsize(s) for _, s in items if isinstance(s, os.PathLike))
     progress = _Progress(total, len(items))

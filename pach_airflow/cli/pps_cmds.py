@@ -143,7 +143,7 @@ def list_pipeline(ns: argparse.Namespace) -> int:
 
     rows = []
     for p in jobs.list_pipelines(_store()):
-        inputs = sorted({f"{repo}:{b}" for _k, _n, repo, b in jobs._branches(p.spec)})
+        inputs = sorted({f"{repo}:{b}" for _k, _n, repo, b in jobs.input_branches(p.spec)})
         rows.append({"name": p.name, "version": p.version, "input": inputs, "created": p.created,
                      "state": p.state, "last_job": p.last_job, "last_job_state": p.last_job_state,
                      "description": p.spec.get("description", "")} if ns.output == "json" else
@@ -214,9 +214,9 @@ def start_pipeline(ns: argparse.Namespace) -> int:
 
 
 def _duration(job) -> str:
-    from pach_airflow.jobs import _parse_time
+    from pach_airflow.jobs import parse_time
 
-    start, end = _parse_time(job.started), _parse_time(job.finished)
+    start, end = parse_time(job.started), parse_time(job.finished)
     if start is None:
         return "-"
     if end is None:
@@ -305,6 +305,16 @@ def inspect_job(ns: argparse.Namespace) -> int:
         e = row["egress"]
         print(f"Egress: {e['state']} {e['url']} ({e['files']} files, {human_size(e['bytes'])})"
               + (f": {e['error']}" if e.get("error") else ""))
+    return 0
+
+
+@command("stop", "job", help="stop a running job: it ends JOB_KILLED and its output branch stays as it is",
+         args=[arg("job", metavar="PIPELINE@ID")])
+def stop_job(ns: argparse.Namespace) -> int:
+    from pach_airflow import jobs
+
+    pipeline, job_id = _parse_job_ref(ns.job)
+    jobs.stop_job(_store(), pipeline, job_id)
     return 0
 
 

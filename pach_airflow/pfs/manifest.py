@@ -41,6 +41,7 @@ MAX_BYTES = 4 << 20
 MIN_ENTRIES = 256
 COMPRESS_LEVEL = 1
 READ_AHEAD = 8
+EMPTY_INDEX = hashlib.sha256(b"").hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +86,9 @@ class Manifests:
         self._index_cache: OrderedDict[str, list[ChunkRef]] = OrderedDict()
         self._lock = threading.Lock()
         self._cache_chunks = cache_chunks
-        self.empty_index = self._put_text(b"", check=True)
+        # The empty manifest's hash; read without a request, written by the first commit that uses it
+        # (so that a read-only user can open and read a store).
+        self.empty_index = EMPTY_INDEX
 
     # -- raw objects ---------------------------------------------------------------------------
     def _put_text(self, text: bytes, *, check: bool = False) -> str:
@@ -131,6 +134,8 @@ class Manifests:
 
     # -- indexes -------------------------------------------------------------------------------
     def read_index(self, h: str) -> list[ChunkRef]:
+        if h == EMPTY_INDEX:
+            return []
         with self._lock:
             hit = self._index_cache.get(h)
             if hit is not None:

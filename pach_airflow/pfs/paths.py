@@ -40,6 +40,10 @@ _COMMIT_ID = re.compile(r"[0-9a-f]{32}")
 GLOB_CHARS = "*?[]{}!()@+^"
 _GLOB_RE = re.compile(r"[*?\[\]{}!()@+^]")
 _PRINTABLE = re.compile(r"[ -~]*")
+# An already clean, storable path: "/" + parts of printable ASCII without "/" or glob characters, none
+# of them "." or "..". Checked first because write_commit validates every path of a million-file commit.
+_PART_CHAR = "".join(re.escape(chr(c)) for c in range(32, 127) if chr(c) not in "/" + GLOB_CHARS)
+_CLEAN_STORABLE = re.compile(rf"(?:/(?!\.\.?(?:/|$))[{_PART_CHAR}]+)+")
 
 
 def is_commit_id(s: str) -> bool:
@@ -104,6 +108,8 @@ def validate_path_for_write(path: str) -> str:
     Pachyderm stores only printable ASCII paths without glob characters; the root is not a file.
     Returns the cleaned path.
     """
+    if isinstance(path, str) and _CLEAN_STORABLE.fullmatch(path):
+        return path
     if isinstance(path, str):
         for part in path.split("/"):
             if part in (".", ".."):

@@ -24,6 +24,7 @@ How the guarantees are kept:
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import random
@@ -246,12 +247,17 @@ class Store:
         On an existing branch, ``head`` moves it there (as ``pachctl create branch --head`` does)."""
         self._require_repo(repo)
         P.validate_branch_name(branch)
-        target = self.inspect_commit(repo, head).id if head else None
+        target = None
+        if head:
+            c = self.inspect_commit(repo, head)
+            if c.finished is None:
+                raise Conflict(f"commit {c.id} of repo {repo} is still open: finish it before pointing a branch at it")
+            target = c.id
         if target is None:
             if self._read_branch(repo, branch) is not None:
                 raise AlreadyExists(f"branch {branch} already exists in repo {repo} (give --head to move it)")
             try:
-                self._land(repo, branch, new_commit_id(), lambda parent: self.manifests.empty_index,
+                self._land(repo, branch, new_commit_id(), lambda parent: self.manifests.write_index([]),
                            {"origin": "AUTO", "description": "", "provenance": [], "started": _now(),
                             "error": None}, create_only=True)
             except Conflict:
@@ -411,8 +417,22 @@ class Store:
     def _land(self, repo: str, branch: str, cid: str, manifest_for: Callable[[CommitInfo | None], str],
               meta: dict[str, Any], *, create_only: bool = False) -> CommitInfo:
         """Write commit ``cid`` on top of the branch head and move the head to it by compare-and-swap,
-        recomputing the manifest against the new head when another writer got there first."""
+        recomputing the manifest against the new head when another writer got there first.
+
+        Landing an id that already landed on this branch returns that commit (a retried job finish
+        is idempotent); an id used on another branch is refused (commits are immutable)."""
         bkey = self._branch_key(repo, branch)
+        try:
+            existing = json.loads(self.backend.get(self._commit_key(repo, cid)))
+        except KeyMissing:
+            existing = None
+        if existing is not None:
+            if existing.get("branch") != branch:
+                raise Conflict(f"commit id {cid} is used already in repo {repo} (branch {existing.get('branch')}): "
+                               "commit ids are unique; use a new one (store.new_commit_id())")
+            landed = self._landed(repo, branch, cid, existing.get("started", ""))
+            if landed is not None:
+                return landed
         for attempt in range(CAS_ATTEMPTS):
             got = self._read_branch(repo, branch)
             if got is not None and create_only:
@@ -641,8 +661,7 @@ class Store:
                 progress(size)
             return (kind, item[0], h, size)
 
-        if len(items) <= 1 or any(not isinstance(src, (bytes, bytearray, memoryview, os.PathLike))
-                                  for _, src in items):
+        if len(items) <= 1 or any(isinstance(src, io.IOBase) for _, src in items):
             return [one(i) for i in items]
         # Batches, not one task per file: the executor's per-task cost is as big as a small file's put.
         size = max(1, min(64, len(items) // (IO_THREADS * 2)))
@@ -909,9 +928,7 @@ class Store:
             self._put_file_blob(h, size, path, have)
             return h, size
         # A file object: small ones in memory, large ones spooled to a temp file while hashing.
-        first = src.read(SMALL_BLOB + 1)
-        if isinstance(first, str):
-            raise TypeError("put_file: open the file in binary mode ('rb')")
+        first = _read_upto(src, SMALL_BLOB + 1)
         if len(first) <= SMALL_BLOB:
             return self._put_bytes_blob(first, have)
         with tempfile.NamedTemporaryFile(prefix="pach-put-") as tmp:
@@ -1117,6 +1134,21 @@ def _is_deleted(path: str, deletes: set[str]) -> bool:
             return True
         i = path.find("/", i + 1)
     return False
+
+
+def _read_upto(src: Any, n: int) -> bytes:
+    """Read ``n`` bytes or to EOF: pipes, sockets and HTTP bodies may return less than asked."""
+    parts: list[bytes] = []
+    got = 0
+    while got < n:
+        chunk = src.read(n - got)
+        if isinstance(chunk, str):
+            raise TypeError("put_file: open the file in binary mode ('rb')")
+        if not chunk:
+            break
+        parts.append(chunk)
+        got += len(chunk)
+    return b"".join(parts)
 
 
 def _hash_file(path: str) -> str:

@@ -45,7 +45,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pach_airflow.errors import SpecError
+from pach_airflow.errors import RunnerError, SpecError
 
 if TYPE_CHECKING:
     from kubernetes.client import models as k8s
@@ -155,14 +155,21 @@ class KubernetesConfig:
             elif kind == "bool":
                 kwargs[attr] = raw.lower() in ("1", "true", "yes", "on")
             elif kind == "int":
-                kwargs[attr] = int(raw)
+                try:
+                    kwargs[attr] = int(raw)
+                except ValueError:
+                    raise RunnerError(f"[pach_airflow] {key}: {raw!r} is not a whole number of seconds") from None
             else:
                 kwargs[attr] = raw
+        policy = kwargs.get("image_pull_policy")
+        if policy is not None and policy not in ("Always", "IfNotPresent", "Never"):
+            raise RunnerError(f"[pach_airflow] image_pull_policy: {policy!r}: use Always, IfNotPresent or Never")
         return cls(**kwargs)
 
     @classmethod
     def from_airflow(cls) -> KubernetesConfig:
-        """The config of this Airflow deployment (``[pach_airflow]``; read at run time, not parse time)."""
+        """The config of this Airflow deployment (``[pach_airflow]``). It reads Airflow's configuration
+        only (no network, no store), so the DAG compiler may call it while parsing."""
         from pach_airflow import airflow_config
 
         values = airflow_config.section()
@@ -323,6 +330,14 @@ def resource_list(spec: Mapping[str, Any], key: str) -> dict[str, str] | None:
         if number > 0:
             out[str(gpu.get("type") or "nvidia.com/gpu")] = str(number)
     return out
+
+
+def _sidecar_requests(requests: dict[str, str] | None, limits: dict[str, str] | None) -> dict[str, str]:
+    """Pachyderm's sidecar asks for no cpu and 64M of memory unless told otherwise; a default never
+    exceeds a limit the spec sets (Kubernetes then takes the limit as the request)."""
+    if requests is not None:
+        return requests
+    return {k: v for k, v in (("cpu", "0"), ("memory", "64M")) if k not in (limits or {})}
 
 
 def _is_extended(resource: str) -> bool:
@@ -506,8 +521,6 @@ def _worker_env(pipeline: str, config: KubernetesConfig) -> list[k8s.V1EnvVar]:
 
 
 def _check_config(config: KubernetesConfig) -> None:
-    from pach_airflow.errors import RunnerError
-
     if not config.store.startswith("s3://"):
         raise RunnerError(
             f"[pach_airflow] store: {config.store or '(unset)'!r}: pods reach the store over S3, so the "
@@ -622,8 +635,7 @@ def build_pod(spec: Any, config: KubernetesConfig | None) -> k8s.V1Pod:
         command=["sh", "-c", _UPLOAD_SCRIPT],
         env=[*worker_env, k8s.V1EnvVar(name="PACH_SHIM_START_TIMEOUT", value=str(config.shim_start_timeout))],
         volume_mounts=[work_mount],
-        # Pachyderm's sidecar asks for no cpu by default and 64M of memory
-        resources=requirements(side_req if side_req is not None else {"cpu": "0", "memory": "64M"}, side_lim),
+        resources=requirements(_sidecar_requests(side_req, side_lim), side_lim),
     )
 
     scheduling = spec.get("scheduling_spec") or {}

@@ -92,9 +92,14 @@ def _secs(v: float | None) -> str:
 class Ui:
     """Per-app settings and the helpers the routes share."""
 
-    def __init__(self, store_url: str | None, url_prefix: str):
+    def __init__(self, store_url: str | None, url_prefix: str, read_dags: bool):
         self.store_url = store_url
         self.url_prefix = url_prefix.rstrip("/")
+        self.read_dags = read_dags
+
+    def dag_specs(self) -> list[dict[str, Any]]:
+        """Specs of the DAGs folder's pipelines, for those that have not run yet."""
+        return data.dag_specs() if self.read_dags else []
 
     def store(self) -> Any:
         return data.get_store(data.resolve_store_url(self.store_url))
@@ -114,10 +119,12 @@ class Ui:
         return HTMLResponse(html, status_code=status_code)
 
 
-def create_app(store_url: str | None = None, *, url_prefix: str = DEFAULT_PREFIX) -> FastAPI:
+def create_app(store_url: str | None = None, *, url_prefix: str = DEFAULT_PREFIX,
+               read_dags: bool = True) -> FastAPI:
     """The UI app. ``store_url`` pins a store (tests); by default it is resolved at each request.
-    ``url_prefix`` is where the plugin mounts it (links to Airflow's own pages are made relative to it)."""
-    ui = Ui(store_url, url_prefix)
+    ``url_prefix`` is where the plugin mounts it (links to Airflow's own pages are made relative to it).
+    ``read_dags``: also show the pipelines of the dags folder's spec files that have not run yet."""
+    ui = Ui(store_url, url_prefix, read_dags)
     app = FastAPI(title="pach_airflow", description=__doc__, dependencies=[Depends(auth.current_user)],
                   docs_url=None, redoc_url=None, openapi_url=None)  # unprotected routes otherwise
     app.state.ui = ui
@@ -144,12 +151,12 @@ def create_app(store_url: str | None = None, *, url_prefix: str = DEFAULT_PREFIX
 
     @app.get("/api/pipelines")
     def api_pipelines() -> list[dict[str, Any]]:
-        return data.list_pipelines(ui.store())
+        return data.list_pipelines(ui.store(), ui.dag_specs())
 
     @app.get("/api/pipelines/{name}")
     def api_pipeline(name: str, request: Request) -> dict[str, Any]:
         auth.authorize_dag(request, name)
-        return data.inspect_pipeline(ui.store(), name)
+        return data.inspect_pipeline(ui.store(), name, ui.dag_specs())
 
     @app.get("/api/jobs")
     def api_jobs(request: Request, pipeline: str | None = None, limit: int = data.MAX_COMMITS) -> list[dict]:
@@ -182,7 +189,7 @@ def create_app(store_url: str | None = None, *, url_prefix: str = DEFAULT_PREFIX
 
     @app.get("/api/lineage", response_model=None)
     def api_lineage(request: Request, format: str = "json") -> Any:
-        g = data.lineage(ui.store())
+        g = data.lineage(ui.store(), ui.dag_specs())
         if format == "svg":
             return Response(lin.render_svg(g), media_type="image/svg+xml")
         return g.to_dict()
@@ -192,9 +199,9 @@ def create_app(store_url: str | None = None, *, url_prefix: str = DEFAULT_PREFIX
     def page_index(request: Request) -> HTMLResponse:
         store = ui.store()
         root, _ = ui.roots(request)
-        g = data.lineage(store, href=_href(root))
+        g = data.lineage(store, ui.dag_specs(), href=_href(root))
         return ui.page(request, "index.html", title="Pachyderm repos", repos=data.list_repos(store),
-                       pipelines=data.list_pipelines(store), svg=lin.render_svg(g))
+                       pipelines=data.list_pipelines(store, ui.dag_specs()), svg=lin.render_svg(g))
 
     @app.get("/repos/{repo}", response_class=HTMLResponse)
     def page_repo(repo: str, request: Request, branch: str | None = None) -> HTMLResponse:
@@ -212,13 +219,14 @@ def create_app(store_url: str | None = None, *, url_prefix: str = DEFAULT_PREFIX
         auth.authorize_dag(request, name)
         store = ui.store()
         try:
-            p = data.inspect_pipeline(store, name)
+            p = data.inspect_pipeline(store, name, ui.dag_specs())
         except NotFound:
             return ui.page(request, "message.html", 404, title=f"{name}: not a pipeline",
                            message=f"DAG {name!r} is not a pach_airflow pipeline, or its pipeline has not been "
                                    "created in the store yet (it is, the first time its DAG runs).")
         root, _ = ui.roots(request)
-        g = lin.neighbourhood(data.lineage(store, href=_href(root)), lin.node_id(lin.PIPELINE, name))
+        g = lin.neighbourhood(data.lineage(store, ui.dag_specs(), href=_href(root)),
+                              lin.node_id(lin.PIPELINE, name))
         for j in p["jobs"]:
             j["dag_run"] = _run_of(j)
         return ui.page(request, "pipeline.html", title=f"Pipeline {name}", pipeline=p,
@@ -242,10 +250,31 @@ def create_app(store_url: str | None = None, *, url_prefix: str = DEFAULT_PREFIX
         root, _ = ui.roots(request)
         return RedirectResponse(f"{root}/jobs/{quote(dag_id, safe='')}/{job_id}", status_code=303)
 
+    @app.get("/runs/{dag_id}/{run_id}/tasks/{task_id}/{map_index}", response_class=HTMLResponse)
+    def page_task(dag_id: str, run_id: str, task_id: str, map_index: str, request: Request) -> Response:
+        """A task instance's "Datums" tab: for a mapped ``process`` task, the datums of its datum set
+        (set id = map index) with their states and logs; for the other tasks, the run's job."""
+        auth.authorize_dag(request, dag_id)
+        store = ui.store()
+        job_id = runs.job_for_run(store, dag_id, run_id)
+        if job_id is None:
+            return ui.page(request, "message.html", 404, title="No datums",
+                           message=f"DAG run {run_id} of {dag_id} has no pach_airflow job recorded: it has not "
+                                   "planned its job yet, or this DAG is not a pach_airflow pipeline.")
+        root, _ = ui.roots(request)
+        if task_id != "process" or not map_index.isdigit():
+            return RedirectResponse(f"{root}/jobs/{quote(dag_id, safe='')}/{job_id}", status_code=303)
+        job = data.inspect_job(store, dag_id, job_id)
+        total = len(job["datums"])
+        job["datums"] = [d for d in job["datums"] if d.get("set") == map_index]
+        return ui.page(request, "job.html", title=f"Datums of process [{map_index}]", job=job,
+                       counts=data.datum_counts(job["datums"]), dag_run=_run_of(job),
+                       only_set=map_index, total=total)
+
     @app.get("/lineage", response_class=HTMLResponse)
     def page_lineage(request: Request) -> HTMLResponse:
         root, _ = ui.roots(request)
-        g = data.lineage(ui.store(), href=_href(root))
+        g = data.lineage(ui.store(), ui.dag_specs(), href=_href(root))
         return ui.page(request, "lineage.html", title="Lineage", svg=lin.render_svg(g), graph=g.to_dict())
 
     @app.get("/static/{name}")

@@ -12,7 +12,9 @@ Nothing here imports Airflow: the links between a job and its DAG run are in :mo
 from __future__ import annotations
 
 import json
+import logging
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, is_dataclass
 from datetime import datetime
@@ -21,9 +23,12 @@ from typing import Any
 from pach_airflow.errors import NotFound
 from pach_airflow.ui import lineage as lin
 
+log = logging.getLogger(__name__)
+
 MAX_FILES = 500  # files listed on a commit page; the rest is counted, not listed
 MAX_COMMITS = 100
 LOG_TAIL = 16 * 1024  # of a datum's log, shown on the job page (the record keeps 64 KiB)
+NO_JOB_YET = "NO JOB YET"  # a pipeline with a DAG whose first job has not planned (no record yet)
 
 
 # -- the store ---------------------------------------------------------------------------------------
@@ -52,6 +57,33 @@ def get_store(url: str | None) -> Any:
 
             _stores[url] = airflow_config.open_store(url)
         return _stores[url]
+
+
+_dag_specs: tuple[float, list[dict[str, Any]]] = (0.0, [])
+DAG_SPECS_TTL = 15.0  # seconds a read of the dags folder's spec files is reused
+
+
+def dag_specs() -> list[dict[str, Any]]:
+    """Normalised specs of the pipelines in Airflow's dags folder (what became DAGs), so that pipelines
+    which have not run yet (no ``pps/pipelines`` record) still show in the lineage and the lists.
+
+    Read with the loader's own reader (bad files are skipped: the DAG list shows them) and reused for
+    a few seconds, since every page asks.
+    """
+    global _dag_specs
+    now = time.monotonic()
+    if now - _dag_specs[0] < DAG_SPECS_TTL:
+        return _dag_specs[1]
+    try:
+        from pach_airflow import loader
+        from pach_airflow.spec import dump_spec
+
+        specs = [dump_spec(s) for f in loader.read_spec_folder(loader.default_dags_folder()) for s in f.specs]
+    except Exception as exc:  # noqa: BLE001 - no dags folder here: the store's records still count
+        log.debug("no specs from the dags folder: %s", exc)
+        specs = []
+    _dag_specs = (now, specs)
+    return specs
 
 
 # -- helpers -----------------------------------------------------------------------------------------
@@ -134,7 +166,7 @@ def list_pipelines(store: Any, extra_specs: Iterable[Mapping[str, Any]] = ()) ->
         jobs = list_jobs(store, name, limit=1)
         rows.append({
             "name": name,
-            "state": rec.get("state", "NOT CREATED"),
+            "state": rec.get("state", NO_JOB_YET),
             "description": spec.get("description", ""),
             "inputs": pipeline_inputs(spec),
             "output_branch": spec.get("output_branch") or "master",
@@ -154,7 +186,7 @@ def inspect_pipeline(store: Any, name: str, extra_specs: Iterable[Mapping[str, A
     rec = pipeline_records(store).get(name, {})
     return {
         "name": name,
-        "state": rec.get("state", "NOT CREATED"),
+        "state": rec.get("state", NO_JOB_YET),
         "created": rec.get("created"),
         "updated": rec.get("updated"),
         "version": rec.get("version"),

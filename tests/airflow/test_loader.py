@@ -66,6 +66,7 @@ def test_examples_load_and_broken_spec_is_visible(airflow_dags):
         assert "invalid-spec" not in dag.tags, dag.doc_md
         assert {"plan", "process", "finish", "has_backlog", "next_job"} == set(dag.task_ids)
         assert dag.max_active_runs == 1
+        assert dag.is_paused_upon_creation is False  # a pipeline runs once created, as in Pachyderm
         assert "pipeline" in dag.tags
         assert "commits" in dag.params
         assert f"name: {name}" in dag.doc_md and "```yaml" in dag.doc_md

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from pathlib import Path
 
 import pytest
 
@@ -63,8 +62,10 @@ def world(tmp_path_factory):
 
     store = open_store(store_url)
     store.create_repo("data")
+    # Airflow's default (new DAGs paused) on purpose: pipeline DAGs must start unpaused by themselves.
     server = _start_standalone(base / "home", dags, {"PACH_AIRFLOW_STORE": store_url,
-                                                     "AIRFLOW__PACH_AIRFLOW__STORE": store_url})
+                                                     "AIRFLOW__PACH_AIRFLOW__STORE": store_url,
+                                                     "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True"})
     try:
         yield {"server": server, "dags": dags, "store": store, "store_url": store_url, "base": base}
     finally:
@@ -184,3 +185,30 @@ def test_spec_files_reach_airflow_without_restart(world):
     (dags / "late.yaml").unlink()
     server.wait_for(lambda: server.api("GET", "/api/v2/dags/late").get("is_stale") is True, 120, interval=2,
                     what="the deleted spec's DAG to go stale")
+
+
+def test_pipeline_lifecycle_from_the_cli(world):
+    """create/stop/start/delete pipeline: the spec lands in the dags folder, the DAG pauses, resumes, goes."""
+    server, base = world["server"], world["base"]
+    spec = base / "lifecycle.yaml"
+    spec.write_text(COPY.replace("name: copy", "name: lifecycle"))
+    pach = ["pach-airflow", "--store", world["store_url"]]
+    server.run([*pach, "create", "pipeline", "-f", str(spec)])
+    assert (world["dags"] / "lifecycle.yaml").read_text() == spec.read_text()
+    assert server.wait_dag("lifecycle", timeout=90)["is_paused"] is False
+
+    server.run([*pach, "stop", "pipeline", "lifecycle"])
+    assert server.api("GET", "/api/v2/dags/lifecycle")["is_paused"] is True
+    server.run([*pach, "start", "pipeline", "lifecycle"])
+    assert server.api("GET", "/api/v2/dags/lifecycle")["is_paused"] is False
+
+    bad = base / "bad.yaml"
+    bad.write_text(COPY.replace("name: copy", "name: never").replace('glob: "/*"', ""))
+    p = server.run([*pach, "create", "pipeline", "-f", str(bad)], check=False)
+    assert p.returncode == 1 and b"input.pfs.glob" in p.stderr
+    assert not (world["dags"] / "never.yaml").exists()
+
+    server.run([*pach, "delete", "pipeline", "lifecycle"])
+    assert not (world["dags"] / "lifecycle.yaml").exists()
+    server.wait_for(lambda: server.api("GET", "/api/v2/dags/lifecycle").get("is_stale") is True, 120, interval=2,
+                    what="the deleted pipeline's DAG to go stale")

@@ -303,3 +303,45 @@ def test_cron_run_cron_cross(pps):
             assert job["state"] == "JOB_SUCCESS"
     assert len(pps.commits("p")) == case["expected"]["output_commit_count"]
     assert len(pps.files("p")) == 9  # 3 ticks x 3 ticks
+
+
+def test_datum_tries_counts_attempts(pps):
+    """TestDatumTries: ``datum_tries: 5`` gives 5 "errored running user code" lines; the job fails."""
+    pps.repo("data")
+    pps.put("data", "/file", "foo\n")
+    spec = pps.spec("p", {"pfs": {"repo": "data", "glob": "/*"}}, stdin=["exit 1"], datum_tries=5)
+    job_id, job = pps.run(spec, expect_code=1)
+    assert (job["state"], job["data_failed"]) == ("JOB_FAILURE", 1)
+    log = pps.pach("logs", "-p", "p", "-j", job_id).out
+    assert log.count("errored running user code") == 5
+    [datum] = pps.datums("p", job_id)
+    assert datum["state"] == "FAILED"
+
+
+def test_cron_overwrite_replaces_old_tick_output(pps):
+    """With ``overwrite: true`` each tick commit deletes the old tick file, so the old tick's datum is
+    removed and its output leaves the next output commit (reference §7, derived from §4)."""
+    spec = pps.spec("p", {"cron": {"name": "tick", "spec": "@every 10s", "overwrite": True}},
+                    stdin=["cp /pfs/tick/* /pfs/out/"])
+    pps.run(spec)
+    pps.commit("p_tick", [{"put": "/2025-01-09T14:41:45Z", "content": ""}])
+    pps.run(spec)
+    assert sorted(pps.files("p")) == ["/2025-01-09T14:41:45Z"]
+    pps.commit("p_tick", [{"delete": "/2025-01-09T14:41:45Z"}, {"put": "/2025-01-09T14:41:55Z", "content": ""}])
+    _, job = pps.run(spec)
+    assert (job["data_processed"], job["data_skipped"], job["data_total"]) == (1, 0, 1)
+    assert sorted(pps.files("p")) == ["/2025-01-09T14:41:55Z"]
+
+
+def test_empty_input_job_succeeds(pps):
+    """TestPipelineEmptyInput: a pipeline over a repo with no commit runs one job with no datums; it
+    succeeds and its output commit is empty (as a real process: ``pach_proc`` style)."""
+    from tests.fixtures.cli import Cli
+
+    pps.repo("data")
+    spec = pps.spec("p", {"pfs": {"repo": "data", "glob": "/"}}, stdin=["cp -r /pfs/data /pfs/out/"])
+    res = Cli(pps.pach.store_url, subprocess_mode=True)("run", "pipeline", "-f", str(spec))
+    job = pps.job("p", res.lines()[-1])
+    assert (job["state"], job["data_total"]) == ("JOB_SUCCESS", 0)
+    [commit] = pps.commits("p")
+    assert commit.id == job["id"] and commit.file_count == 0 and not commit.error

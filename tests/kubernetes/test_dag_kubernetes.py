@@ -85,6 +85,31 @@ def test_dag_compiles_and_reaches_the_pod_request(k8s_dags, monkeypatch):
         jobs.inspect_job(k8s_dags.store(), "shout", job.id).record["set_ids"])
 
 
+def test_compiled_dag_serializes_with_its_pod_and_without_credentials(monkeypatch):
+    """The scheduler and the UI see the serialized DAG: the pod (a V1Pod in ``partial``) must survive
+    the round trip, and no S3 credential of the parsing process may end up in it."""
+    import json
+
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    from pach_airflow.compiler import compile_pipeline
+    from pach_airflow.spec import parse_specs
+
+    monkeypatch.setenv("AIRFLOW__PACH_AIRFLOW__STORE", "s3://bucket/store")
+    monkeypatch.setenv("AIRFLOW__PACH_AIRFLOW__RUNNER", "kubernetes")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIA-SENTINEL-ID")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "sentinel-secret")
+    spec = parse_specs(SPEC.replace("IMAGE", "a/b:1") + "pod_patch: '[{\"op\": \"add\", \"path\": "
+                       "\"/containers/0/workingDir\", \"value\": \"/w\"}]'\n")[0]
+    data = DagSerialization.to_dict(compile_pipeline(spec))
+    text = json.dumps(data)
+    assert "AKIA-SENTINEL-ID" not in text and "sentinel-secret" not in text
+    process = DagSerialization.from_dict(data).get_task("process")
+    pod = process.partial_kwargs["full_pod_spec"]
+    assert pod.spec.containers[0].working_dir == "/w"  # pod_patch applied, and kept through serialization
+    assert pod.spec.containers[0].image == "a/b:1"
+
+
 @pytest.mark.podman
 def test_dag_run_with_pods_under_podman(k8s_dags, podman, pod_images, s3_server, monkeypatch):
     secret = podman.create_secret(f"pach-airflow-s3-{uuid.uuid4().hex[:8]}", s3_server.env())

@@ -114,7 +114,9 @@ def test_resources_follow_pachyderm():
     # the init container may use what the user container may (never at the same time), but no GPU
     assert stage["requests"] == user["requests"]
     assert stage["limits"] == {"cpu": "2", "memory": "1Gi"}
-    assert container(body, "upload")["resources"]["limits"] == {"cpu": "1", "memory": "512Mi"}
+    assert container(body, "upload")["resources"] == {"limits": {"cpu": "1", "memory": "512Mi"}}
+    # no limits for the sidecar: Pachyderm's default requests
+    assert container(manifest(minimal()), "upload")["resources"] == {"requests": {"cpu": "0", "memory": "64M"}}
 
 
 def test_gpu_type_and_requests_only_gpu_become_limits():
@@ -301,3 +303,12 @@ def test_kpo_kwargs_equal_partial_plus_expand():
                                    "pach-airflow.io/set": "2"}
     with pytest.raises(SpecError, match="pipeline other"):
         kr.kpo_kwargs(FULL_SPEC, pipeline="other", job_id=JOB, set_id="2", config=CONFIG)
+
+
+def test_bad_config_values_name_the_key():
+    with pytest.raises(RunnerError, match=r"\[pach_airflow\] k8s_startup_timeout: 'soon'"):
+        kr.KubernetesConfig.from_mapping({"store": "s3://b/p", "k8s_startup_timeout": "soon"})
+    with pytest.raises(RunnerError, match=r"\[pach_airflow\] image_pull_policy: 'always'"):
+        kr.KubernetesConfig.from_mapping({"store": "s3://b/p", "image_pull_policy": "always"})
+    cfg = kr.KubernetesConfig.from_mapping({"store": "s3://b/p", "k8s_host_network": "true", "shim_start_timeout": "9"})
+    assert cfg.host_network is True and cfg.shim_start_timeout == 9

@@ -215,3 +215,29 @@ def test_user_code_sees_pachyderms_env_and_its_secret_but_no_store_credentials(p
     assert env["PACH_JOB_ID"] == info.id and env["PPS_PIPELINE_NAME"] == "env-dump"
     assert not [k for k in env if k.startswith("AWS_")]
     assert s3_server.secret_key not in "".join(r.describe() for r in runs)  # nor in any container's log
+
+
+def test_pod_ends_when_the_shim_is_killed_mid_datum(podman, pod_images, s3_store, s3_store_url, s3_secret):
+    """The OOM-kill case: the shim runs, then dies (SIGKILL, no trap can write /pach/done) while the
+    datum's code still sleeps. The uploader sees the shim vanish from the pod's process namespace,
+    uploads, and the pod ends long before the datum's 60 s sleep would; the job fails."""
+    import json
+
+    _fill(s3_store, {"/a.txt": b"x\n"})
+    kill_shim = ("/pach/bin/busybox sh /pach/shim.sh & /pach/bin/busybox sleep 3; "
+                 "/pach/bin/busybox kill -9 $!; exit 137")
+    patch = [{"op": "replace", "path": "/containers/0/command",
+              "value": ["/pach/bin/busybox", "sh", "-c", kill_shim]}]
+    spec = _spec("killed", pod_images.user, pod_patch=json.dumps(patch),
+                 transform={"cmd": ["ptool", "sleep", "60"]})
+    from pach_airflow import jobs
+
+    planned = jobs.plan_job(s3_store, spec)
+    pod = kr.pod_request(spec, pipeline="killed", job_id=planned.job_id, set_id=planned.set_ids[0],
+                         config=_config(pod_images, s3_secret, s3_store_url))
+    run = podman.play(kr.pod_manifest(pod), timeout=90)
+    assert run.exit_codes.get("base") == 137, run.describe()
+    assert "stopped before writing /pach/done" in run.logs["upload"], run.describe()
+    assert run.seconds < 40, run.describe()
+    info = jobs.finish_job(s3_store, "killed", planned.job_id)
+    assert info.state == "JOB_FAILURE" and info.data_processed == 0, info

@@ -58,6 +58,9 @@ def test_put_get_list_files(pach, tmp_path):
     (src / "a.txt").write_bytes(b"A")
     (src / "sub" / "b.txt").write_bytes(b"BB")
     pach("put", "file", "-r", "data@master:/in", "-f", str(src))
+    pach("put", "file", "-r", "data@dev", "-f", str(src))  # no target path: the directory keeps its name
+    assert [f["path"] for f in pach("list", "file", "data@dev:/src", "-o", "json").json_lines()] == [
+        "/src/a.txt", "/src/sub/"]
     pach("put", "file", "data@master:/single", "-f", str(src / "a.txt"))
     pach("put", "file", "data@master:/dir/", "-f", str(src / "a.txt"))  # a trailing / keeps the base name
     pach("put", "file", "data@master:/stdin.txt", "-f", "-", stdin="from stdin\n")
@@ -65,7 +68,7 @@ def test_put_get_list_files(pach, tmp_path):
     lst = tmp_path / "list"
     lst.write_text(f"{src / 'a.txt'}\n{src / 'sub' / 'b.txt'}\n")
     pach("put", "file", "data@master:/listed/", "-i", str(lst))
-    assert len(pach("list", "commit", "data", "-o", "json").lines()) == 6  # one commit per put
+    assert len(pach("list", "commit", "data@master", "-o", "json").lines()) == 6  # one commit per put
     rows = pach("list", "file", "data@master").lines()
     assert rows[0].split() == ["NAME", "TYPE", "SIZE"]
     assert [r.split()[0] for r in rows[1:]] == ["/dir/", "/in/", "/listed/", "/single", "/stdin.txt"]
@@ -106,6 +109,10 @@ def test_commits_and_branches(pach):
     assert {(b["name"], b["head"]) for b in rows} == {("dev", cid), ("master", cid)}
     pach("put", "file", "r@dev:/c", "-f", "-", stdin="3")
     assert len(pach("list", "commit", "r@dev", "-n", "1", "-o", "json").lines()) == 1
+    pach("create", "repo", "other")
+    pach("put", "file", "other@master:/o", "-f", "-", stdin="o")
+    every = pach("list", "commit", "-o", "json").json_lines()
+    assert {c["repo"] for c in every} == {"r", "other"} and every[0]["repo"] == "other"
     assert json.loads(pach("inspect", "commit", "r@dev^", "-o", "json").out)["id"] == cid
     pach("delete", "branch", "r@dev")
     assert [b["name"] for b in pach("list", "branch", "r", "-o", "json").json_lines()] == ["master"]
@@ -169,3 +176,26 @@ def test_json_is_one_object_per_line(any_pach, cmd):
     any_pach("put", "file", "r@master:/z", "-f", "-", stdin="1")
     for line in any_pach(*cmd, "-o", "json").lines():
         assert isinstance(json.loads(line), dict)
+
+
+def test_put_file_from_url(pach, tmp_path):
+    import functools
+    import http.server
+    import threading
+
+    (tmp_path / "remote.csv").write_bytes(b"a,b\n1,2\n")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/remote.csv"
+        pach("create", "repo", "r")
+        pach("put", "file", "r@master:/x.csv", "-f", url)
+        pach("put", "file", "r@master", "-f", url)  # no path: the URL's base name
+        assert pach("get", "file", "r@master:/x.csv").out == "a,b\n1,2\n"
+        assert pach("get", "file", "r@master:/remote.csv").out == "a,b\n1,2\n"
+        r = pach("put", "file", "r@master:/y", "-f", url + ".missing", check=False)
+        assert r.code == 1 and "cannot fetch" in r.err
+        assert len(pach("list", "commit", "r", "-o", "json").lines()) == 2
+    finally:
+        server.shutdown()

@@ -151,3 +151,31 @@ def test_killed_between_manifest_and_head(store, store_url):
     assert store.inspect_commit("r", "master").id == head
     assert _history_ids(store, "r") == [head]
     assert [f.path for f in store.walk("r", "master")] == ["/a"]
+
+
+def test_finish_commit_killed_after_landing_is_finished_once(store, store_url):
+    """``finish commit`` killed after its commit landed but before it cleaned up: finishing again lands
+    nothing twice, and the branch is usable."""
+    store.create_repo("r")
+    cid = store.start_commit("r", "master")
+    store.put_file("r", "master", "/a", b"a")
+    code = textwrap.dedent("""
+        import os, signal, sys
+        from pach_airflow.pfs import open_store
+        store = open_store(sys.argv[1])
+        real = store.backend.delete
+        def die(key):
+            if "/open-branches/" in key:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real(key)
+        store.backend.delete = die
+        store.finish_commit("r", "master")
+    """)
+    p = subprocess.run([sys.executable, "-c", code, store_url], cwd=ROOT, check=False)
+    assert p.returncode == -signal.SIGKILL
+    assert store.inspect_commit("r", "master").id == cid  # it landed
+    info = store.finish_commit("r", "master")  # the open marker is still there: finish again
+    assert info.id == cid
+    assert _history_ids(store, "r") == [cid]
+    store.put_file("r", "master", "/b", b"b")
+    assert [f.path for f in store.walk("r", "master")] == ["/a", "/b"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pach_airflow.errors import InvalidName, InvalidPath
 from pach_airflow.pfs import paths as P
@@ -81,3 +83,23 @@ def test_commit_ids_sort_by_time():
 
     ids = [new_commit_id() for _ in range(1000)]
     assert ids == sorted(ids) and len(set(ids)) == 1000 and all(P.is_commit_id(i) for i in ids)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(alphabet=st.sampled_from([chr(c) for c in range(32, 127)] + ["/", "/", ".", "\x00", "\t", "\u00e9"]),
+               max_size=10))
+def test_fast_path_check_agrees_with_the_full_check(monkeypatch_free_text):
+    """validate_path_for_write accepts clean paths through one regex; it must agree with the full rule."""
+    import re
+
+    text = monkeypatch_free_text
+    fast = P._CLEAN_STORABLE.fullmatch(text) is not None
+    saved = P._CLEAN_STORABLE
+    P._CLEAN_STORABLE = re.compile(r"(?!)")  # off: the full rule only
+    try:
+        full = P.validate_path_for_write(text) == text
+    except InvalidPath:
+        full = False
+    finally:
+        P._CLEAN_STORABLE = saved
+    assert fast == full

@@ -203,6 +203,11 @@ def test_write_commit_and_provenance(store):
     assert c.id == cid and c.origin == "AUTO" and c.file_count == 2 and c.size_bytes == 12
     assert c.provenance == [{"repo": "in", "branch": "master", "id": inc.id}]
     assert store.inspect_commit("out", cid).provenance == c.provenance
+    # The same id again (a retried job finish) returns the landed commit; it does not land twice.
+    assert store.write_commit("out", "master", files, commit_id=cid, provenance=[inc]) == c
+    assert [x.id for x in store.list_commits("out", "master")] == [cid]
+    with pytest.raises(Conflict):
+        store.write_commit("out", "other", files, commit_id=cid)
     # write_commit replaces the whole content.
     c2 = store.write_commit("out", "master", files[:1], error="datum failed")
     assert c2.parent == cid and c2.error == "datum failed"
@@ -332,3 +337,27 @@ def test_store_layout_is_plain_json(store):
     cid = store.put_file("r", "master", "/a", b"1")
     doc = json.loads(store.backend.get(f"repos/r/commits/{cid}.json"))
     assert doc["id"] == cid and doc["repo"] == "r" and doc["manifest"]
+
+
+def test_readers_write_nothing(store, store_url):
+    """Opening a store and reading it sends no writes (read-only credentials are enough to read)."""
+    store.create_repo("r")
+    store.create_branch("r", "empty")
+    store.put_file("r", "master", "/a/b", b"1")
+    reader = open_store(store_url)
+    writes: list[str] = []
+    for name in ("put", "put_if_absent", "put_if_match", "put_file", "delete"):
+        real = getattr(reader.backend, name)
+
+        def spy(key, *args, _real=real, **kwargs):
+            writes.append(key)
+            return _real(key, *args, **kwargs)
+
+        setattr(reader.backend, name, spy)
+    assert [r.name for r in reader.list_repos()] == ["r"]
+    assert [f.path for f in reader.walk("r", "master")] == ["/a/b"]
+    assert reader.list_file("r", "empty") == []
+    assert reader.inspect_file("r", "master", "/a").type == "dir"
+    list(reader.list_commits("r"))
+    list(reader.diff_file("r", "master"))
+    assert writes == []

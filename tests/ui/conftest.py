@@ -33,14 +33,15 @@ def tokens(airflow_db) -> Tokens:
     return Tokens(init_auth_manager())
 
 
-def mounted(store_url: str | None = None):
-    """The UI app inside a parent app under ``/pach``, as ``plugins/pach_airflow_ui.py`` mounts it."""
+def mounted(store_url: str | None = None, *, read_dags: bool = False):
+    """The UI app inside a parent app under ``/pach``, as ``plugins/pach_airflow_ui.py`` mounts it.
+    ``read_dags`` (off by default here) adds the example pipelines of the repo's dags folder."""
     from fastapi import FastAPI
 
     from pach_airflow.ui.app import create_app
 
     parent = FastAPI()
-    parent.mount("/pach", create_app(store_url, url_prefix="/pach"))
+    parent.mount("/pach", create_app(store_url, url_prefix="/pach", read_dags=read_dags))
     return parent
 
 

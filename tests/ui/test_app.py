@@ -22,8 +22,8 @@ def put_images(store_url: str, names: list[str], tmp_path: pathlib.Path) -> str:
     if not data.exists():
         subprocess.run([sys.executable, str(ROOT / "examples" / "sample_data.py"), str(data)], check=True,
                        capture_output=True)
-    from pach_airflow.pfs import open_store
     from pach_airflow.errors import NotFound
+    from pach_airflow.pfs import open_store
 
     store = open_store(store_url)
     try:
@@ -219,3 +219,30 @@ def test_empty_store(ui_client):
     assert ui_client.get("/pach/api/lineage").json() == {"nodes": [], "edges": []}
     text = _text(ui_client.get("/pach/").text)
     assert "No repos yet" in text and "No repos or pipelines yet" in text
+
+
+def test_pipelines_of_the_dags_folder_show_before_their_first_job(tokens, local_store_url):
+    from fastapi.testclient import TestClient
+
+    from pach_airflow import loader
+    from tests.ui.conftest import mounted
+
+    names = sorted(n for n in loader.iter_pipeline_names(ROOT / "dags"))
+    assert "edges" in names and "montage" in names
+    with TestClient(mounted(local_store_url, read_dags=True),
+                    headers={"Authorization": f"Bearer {tokens.for_user()}"}) as c:
+        rows = c.get("/pach/api/pipelines").json()
+        assert sorted(r["name"] for r in rows) == names
+        assert {r["state"] for r in rows} == {"NO JOB YET"} and all(r["last_job"] is None for r in rows)
+        nodes = {n["id"] for n in c.get("/pach/api/lineage").json()["nodes"]}
+        assert {"repo:images", "pipeline:edges", "repo:edges", "pipeline:montage"} <= nodes
+        assert "NO JOB YET" in c.get("/pach/pipelines/edges").text
+
+
+def test_static_files(ui_client):
+    js = ui_client.get("/pach/static/pach.js")
+    assert js.status_code == 200 and js.headers["content-type"].startswith("text/javascript")
+    assert "pushState" in js.text
+    assert ui_client.get("/pach/static/icon.svg").text.startswith("<svg")
+    assert ui_client.get("/pach/static/..%2Fapp.py").status_code == 404
+    assert ui_client.get("/pach/static/nope.css").status_code == 404

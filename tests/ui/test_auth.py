@@ -14,7 +14,7 @@ from tests.ui.conftest import mounted
 ROUTES = [
     "/pach/", "/pach/lineage", "/pach/repos/images", "/pach/commits/images/master",
     "/pach/pipelines/edges", "/pach/jobs/edges/0123456789abcdef0123456789abcdef",
-    "/pach/runs/edges/manual__2026", "/pach/static/pach.css",
+    "/pach/runs/edges/manual__2026", "/pach/runs/edges/manual__2026/tasks/process/0", "/pach/static/pach.css",
     "/pach/api/repos", "/pach/api/repos/images", "/pach/api/repos/images/commits",
     "/pach/api/commits/images/master", "/pach/api/pipelines", "/pach/api/pipelines/edges", "/pach/api/jobs",
     "/pach/api/jobs/edges/0123456789abcdef0123456789abcdef",
@@ -93,9 +93,8 @@ def test_logged_in_with_bearer_or_ui_cookie(anon_client, tokens):
 
 
 def test_outside_airflow_the_app_fails_closed(monkeypatch, local_store_url):
-    from fastapi.testclient import TestClient
-
     from airflow.api_fastapi import app as airflow_app
+    from fastapi.testclient import TestClient
 
     monkeypatch.setattr(airflow_app._AuthManagerState, "instance", None)
     with TestClient(mounted(local_store_url)) as c:

@@ -86,7 +86,7 @@ def test_ui_in_chromium(airflow_standalone, tmp_path):
     assert code == 401 and body == {"detail": "Not authenticated"}
     plugins = server.api("GET", "/api/v2/plugins")["plugins"]
     ui = next(p for p in plugins if p["name"] == "pach_airflow_ui")
-    assert {v["url_route"] for v in ui["external_views"]} == {"pach", "pach-pipeline", "pach-run"}
+    assert {v["url_route"] for v in ui["external_views"]} == {"pach", "pach-pipeline", "pach-run", "pach-datums"}
 
     # A user's commit to the input repo: the commit watcher starts edges, whose output starts montage.
     server.wait_dag("edges")
@@ -180,19 +180,33 @@ def test_ui_in_chromium(airflow_standalone, tmp_path):
         expect(frame.locator("#dag-run").get_by_role("link", name=run_id)).to_be_visible()
         shot("07-run-output-commit")
 
+        # A mapped task's "Datums" tab: the datum of its set, with state and log.
+        page.goto(f"{server.url}/dags/edges/runs/{run_id}/tasks/process/mapped/1/plugin/pach-datums")
+        frame = page.frame_locator("iframe").first
+        expect(frame.locator("#set-note")).to_contain_text("process [1]")
+        rows = frame.locator("#datums tbody tr")
+        expect(rows).to_have_count(1)
+        expect(rows.first.locator(".state")).to_have_text("SUCCESS")
+        expect(rows.first).to_contain_text("images:/")
+        shot("08-task-datums")
+        page.goto(f"{server.url}/dags/edges/runs/{run_id}/plugin/pach-run")
+        frame = page.frame_locator("iframe").first
+
         # And back: the commit page's DAG run link opens the run in the Airflow UI (whole window).
         frame.locator("#job").get_by_role("link", name=f"edges@{job_id[:12]}").click()
         frame.locator("#dag-run").get_by_role("link", name=run_id).click()
         page.wait_for_url(lambda url: unquote(url).endswith(f"/dags/edges/runs/{run_id}"))
+        expect(page.locator("iframe")).to_have_count(0)  # the Airflow UI's own run page, not the plugin
         expect(page.get_by_text(run_id).first).to_be_visible()
-        shot("08-back-to-run")
+        page.wait_for_load_state("networkidle")
+        shot("09-back-to-run")
 
         # The DAG's "Pachyderm" tab: the pipeline with its jobs and lineage.
         page.goto(f"{server.url}/dags/montage/plugin/pach-pipeline")
         frame = page.frame_locator("iframe").first
         expect(frame.get_by_role("heading", name=re.compile("Pipeline montage"))).to_be_visible()
         expect(frame.locator("#jobs .state", has_text="SUCCESS").first).to_be_visible()
-        shot("09-pipeline-tab")
+        shot("10-pipeline-tab")
         browser.close()
     timings["browser done"] = time.monotonic() - t0
 
