@@ -457,13 +457,14 @@ def _commit_at(store, repo: str, branch: str, moment: str) -> str | None:
     return None
 
 
-def pending_commits(store, spec: PipelineSpec) -> list[tuple[str, RepoInput]]:
+def pending_commits(store, spec: PipelineSpec, frontier: Mapping[str, str] | None = None
+                    ) -> list[tuple[str, RepoInput]]:
     """Input commits with no job yet, oldest first: ``[(commit id, input)]``.
 
     After a previous job: the commits of each input branch after the newest one a job pinned. Before
     the first job: none -- the first job runs on the heads (``plan`` handles it), as in Pachyderm.
     """
-    pins = processed_frontier(store, spec.pipeline.name)
+    pins = frontier if frontier is not None else processed_frontier(store, spec.pipeline.name)
     if pins is None:
         return []
     pending: list[tuple[str, RepoInput]] = []
@@ -642,16 +643,17 @@ def run_plan(spec: PipelineSpec, context: Mapping[str, Any]) -> dict:
     backlog = 0
     by_hand = run_type == "manual" and not conf.get("drain") and not conf.get("run_cron")
     if not pins and not by_hand:
-        pending = pending_commits(store, spec)
-        if not pending and ticks and processed_frontier(store, spec.pipeline.name) is None:
+        frontier = processed_frontier(store, spec.pipeline.name)
+        pending = pending_commits(store, spec, frontier)
+        if not pending and ticks and frontier is None:
             # A cron pipeline's first run: every tick it just wrote still gets its own job.
             pending = _tick_pending(store, spec, ticks)
         if pending:
             commit, inp = pending[0]
-            pins = pins_for(store, spec, commit, inp, processed_frontier(store, spec.pipeline.name) or {})
+            pins = pins_for(store, spec, commit, inp, frontier or {})
             backlog = len(pending) - 1
             log.info("input commit %s@%s=%s gets this job; %d more wait", inp.repo, inp.branch, commit, backlog)
-        elif processed_frontier(store, spec.pipeline.name) is not None:
+        elif frontier is not None:
             log.info("every input commit has its job already: nothing to do")
             return {"job_id": None, "sets": [], "backlog": 0, "commits": {}}
         # else: the pipeline's first job runs on the input heads.

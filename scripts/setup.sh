@@ -10,7 +10,7 @@ want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
 apt_pkgs=(busybox-static util-linux curl iproute2 make)
-[ $want_test = 1 ] && apt_pkgs+=(podman runc mmdebstrap uidmap chromium)
+[ $want_test = 1 ] && apt_pkgs+=(podman runc mmdebstrap uidmap chromium gcc libc6-dev)
 
 missing=()
 for p in "${apt_pkgs[@]}"; do

@@ -21,6 +21,7 @@ os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT / "dags"))
 os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(ROOT / "plugins"))
 # Tests never touch a developer's real store: each test that needs one gets a fresh one.
 os.environ["PACH_AIRFLOW_STORE"] = "file://" + str(_home / "default-store")
+os.environ.setdefault("PACH_AIRFLOW_DAGS_FOLDER", str(_home / "dags"))
 
 _FIXTURE_MODULES = ("cli", "s3", "stores", "airflow", "podman")
 pytest_plugins = [

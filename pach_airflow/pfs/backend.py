@@ -82,6 +82,11 @@ class Backend:
         """Delete ``key``; deleting a missing key is not an error."""
         raise NotImplementedError
 
+    def delete_many(self, keys: list[str]) -> None:
+        """Delete many keys (S3 does it 1,000 a request)."""
+        for key in keys:
+            self.delete(key)
+
     def put_file(self, key: str, local_path: str | os.PathLike) -> None:
         raise NotImplementedError
 

@@ -42,10 +42,12 @@ class CommitInfo:
     size_bytes: int | None
     file_count: int | None
     manifest: str | None = field(default=None, repr=False)  # hash of the manifest index (internal)
+    ancestors: list[str] = field(default_factory=list, repr=False)  # nearest ancestor ids (internal)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("manifest", None)
+        d.pop("ancestors", None)
         return d
 
 

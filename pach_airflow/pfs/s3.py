@@ -149,6 +149,19 @@ class S3Backend(Backend):
             if not isinstance(err, KeyMissing):
                 raise err from exc
 
+    def delete_many(self, keys: list[str]) -> None:
+        for i in range(0, len(keys), 1000):
+            batch = [{"Key": self._k(k)} for k in keys[i:i + 1000]]
+            try:
+                r = self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+            except Exception as exc:
+                raise self._error(exc, keys[i], "delete") from exc
+            errors = [e for e in r.get("Errors", []) if e.get("Code") != "NoSuchKey"]
+            if errors:
+                e = errors[0]
+                raise BackendError(f"delete s3://{self.bucket}/{e.get('Key')} failed: {e.get('Code')}: "
+                                   f"{e.get('Message', '')} (and {len(errors) - 1} more)")
+
     def put_file(self, key: str, local_path: str | os.PathLike) -> None:
         try:
             self.client.upload_file(os.fspath(local_path), self.bucket, self._k(key), Config=self._transfer)

@@ -48,6 +48,7 @@ __all__ = ["DEFAULT_STORE_URL", "OpenCommit", "Store", "open_store", "store_url"
 
 DEFAULT_STORE_URL = "file://~/.pach-airflow/store"
 CAS_ATTEMPTS = 200
+ANCESTORS = 32  # ancestor ids each commit records, for parallel history reads
 SMALL_BLOB = 8 << 20  # stream inputs up to this size are hashed in memory; bigger ones are spooled
 SMALL_FILE = 256 << 10  # local files up to this size are read whole
 IO_THREADS = 16
@@ -110,6 +111,7 @@ def _commit_from_doc(d: dict[str, Any]) -> CommitInfo:
         description=d.get("description", ""), provenance=list(d.get("provenance") or []),
         started=d.get("started", ""), finished=d.get("finished"), error=d.get("error"),
         size_bytes=d.get("size_bytes"), file_count=d.get("file_count"), manifest=d.get("manifest"),
+        ancestors=list(d.get("ancestors") or []),
     )
 
 
@@ -222,8 +224,7 @@ class Store:
         self._require_repo(repo)
         # The repo disappears for readers the moment repo.json goes; the rest is cleanup.
         self.backend.delete(self._repo_key(repo))
-        keys = list(self.backend.list(f"repos/{repo}/"))
-        list(self._pool("meta").map(self.backend.delete, keys))
+        self.backend.delete_many(list(self.backend.list(f"repos/{repo}/")))
 
     # ================================================================ branches
     def _branch_key(self, repo: str, branch: str) -> str:
@@ -338,9 +339,19 @@ class Store:
         return commit
 
     def _history(self, repo: str, cid: str | None) -> Iterator[CommitInfo]:
+        """The commit ``cid`` and its ancestors, newest first. Each commit names its nearest
+        :data:`ANCESTORS` ancestors, so after the first steps the next ones are fetched in parallel
+        (on S3, one round trip per batch instead of one per commit)."""
+        ahead: dict[str, CommitInfo] = {}
+        step = 0
         while cid is not None:
-            c = self._read_commit(repo, cid)
+            c = ahead.pop(cid, None) or self._read_commit(repo, cid)
             yield c
+            step += 1
+            if step >= 2 and c.parent is not None and c.parent not in ahead and len(c.ancestors) > 1:
+                ids = c.ancestors[:ANCESTORS]
+                for got in self._pool("read").map(lambda i: self._read_commit(repo, i), ids):
+                    ahead[got.id] = got
             cid = c.parent
 
     def list_commits(self, repo: str, branch: str | None = None, *, limit: int | None = None
@@ -441,8 +452,10 @@ class Store:
             parent = self._read_commit(repo, parent_id) if parent_id else None
             index = manifest_for(parent)
             count, size = self.manifests.stats(index)
+            ancestors = ([parent_id] + parent.ancestors[:ANCESTORS - 1]) if parent is not None else []
             doc = {"id": cid, "repo": repo, "branch": branch, "parent": parent_id, **meta,
-                   "finished": _now(), "size_bytes": size, "file_count": count, "manifest": index}
+                   "finished": _now(), "size_bytes": size, "file_count": count, "manifest": index,
+                   "ancestors": ancestors}
             self.backend.put(self._commit_key(repo, cid), _dumps(doc))
             bdoc = {"name": branch, "head": cid, "created": got[0].get("created") if got else _now()}
             ok = (self.backend.put_if_match(bkey, _dumps(bdoc), got[1]) if got

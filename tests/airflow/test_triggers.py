@@ -44,9 +44,10 @@ def _trigger(url: str, state: StateStore | None) -> CommitTrigger:
     return t
 
 
-def test_events_per_commit_and_cursor_survives_restart(local_store_url):
+def test_events_per_commit_and_cursor_survives_restart(store_url):
     from pach_airflow.pfs import open_store
 
+    local_store_url = store_url  # each backend in turn: a local folder, then SeaweedFS's S3
     store = open_store(local_store_url)
     state = StateStore()
     # No repo yet: the watcher waits quietly.
@@ -113,3 +114,21 @@ def test_no_state_store_still_reports(local_store_url):
     store.create_repo("data")
     head = store.put_file("data", "master", "/a", b"1")
     assert asyncio.run(_collect(_trigger(local_store_url, None), 1, timeout=0.5)) == [head]
+
+
+def test_s3_store_through_an_airflow_connection(s3_store_url, s3_server, monkeypatch):
+    """With ``[pach_airflow] aws_conn_id`` the watcher reaches S3 with the connection's endpoint and keys."""
+    import json
+
+    from pach_airflow.pfs import open_store
+
+    store = open_store(s3_store_url)
+    store.create_repo("data")
+    head = store.put_file("data", "master", "/a", b"1")
+    conn = {"conn_type": "aws", "login": s3_server.access_key, "password": s3_server.secret_key,
+            "extra": {"endpoint_url": s3_server.endpoint, "region_name": s3_server.region}}
+    monkeypatch.setenv("AIRFLOW_CONN_PACH_S3", json.dumps(conn))
+    monkeypatch.setenv("AIRFLOW__PACH_AIRFLOW__AWS_CONN_ID", "pach_s3")
+    for key in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(key, "wrong" if key != "AWS_ENDPOINT_URL" else "http://127.0.0.1:9")
+    assert asyncio.run(_collect(_trigger(s3_store_url, None), 1, timeout=10)) == [head]

@@ -25,18 +25,44 @@ import pytest
 CASES_FILE = pathlib.Path(__file__).resolve().parent / "cases.json"
 CASES: list[dict] = json.loads(CASES_FILE.read_text())["cases"]
 
-# case id -> "<bug id>: what is wrong" (see the conformance report for reproductions and fixes)
-KNOWN_BUGS: dict[str, str] = {}
+# "<test>:<case id>" -> "<bug id>: what is wrong". The reproductions and proposed fixes are in the
+# conformance report (H8); remove an entry when its fix lands (strict: a fixed case fails until then).
+_B1 = ("H8-B1: spec.py refuses a join input without join_on / a group input without group_by; Pachyderm "
+       "accepts both (no check in api_server.go validateInput) and keys every file '' (worker.go:134-135)")
+_B2 = ("H8-B2: 'glob file' parses the pattern as a stored path and refuses '..'; Pachyderm's GlobFile "
+       "cleans it with pfsfile.CleanPath (server_file.go:506)")
+_B3 = ("H8-B3: glob.clean_glob cleans '/'+pattern; pfsfile.CleanPath is path.Clean(pattern) then '/', so a "
+       "relative '../x' stays '/../x' and matches nothing")
+_B4 = ("H8-B4: GlobFile reads only paths starting with storage.GlobLiteralPrefix(glob), the raw text before "
+       "the first [*?[]{}!()@+^]; a '\\' escape in it leaves no match in Pachyderm, ours matches")
+KNOWN_BUGS: dict[str, str] = {
+    "datum:join-empty-join-on-crosses": _B1,
+    "datum:group-empty-group-by": _B1,
+    "datum:group-in-cross": _B1,
+    "glob file:deep-dotdot-resolved": _B2,
+    "glob file:deep-dotdot-above-root": _B2,
+    "datum:deep-relative-dotdot-kept": _B3,
+    "glob file:deep-relative-dotdot-kept": _B2 + "; then " + _B3,
+    **{f"{t}:{c}": _B4 for t in ("datum", "glob file")
+       for c in ("deep-escaped-dot-in-prefix", "special-escaped-space-in-prefix",
+                 "special-escaped-backslash-in-prefix", "ohmyglob-7f90c05d")},
+}
 
 
-def _params(kinds: tuple[str, ...]) -> list:
+def _params(kinds: tuple[str, ...], test: str) -> list:
     out = []
     for c in CASES:
         if c["kind"] not in kinds:
             continue
-        marks = [pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[c["id"]])] if c["id"] in KNOWN_BUGS else []
+        bug = KNOWN_BUGS.get(f"{test}:{c['id']}")
+        marks = [pytest.mark.xfail(strict=True, reason=bug)] if bug else []
         out.append(pytest.param(c, id=c["id"], marks=marks))
     return out
+
+
+def test_known_bugs_name_real_cases():
+    ids = {c["id"] for c in CASES}
+    assert {k.split(":", 1)[1] for k in KNOWN_BUGS} <= ids
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -130,7 +156,7 @@ def _single_pfs(case: dict) -> bool:
     return "pfs" in case["input_spec"] and not case["input_spec"]["pfs"].get("s3")
 
 
-@pytest.mark.parametrize("case", _params(("datum", "glob")))
+@pytest.mark.parametrize("case", _params(("datum", "glob"), "datum"))
 def test_datum_case(pach, tmp_path, case):
     if case.get("via") == "glob file":
         pytest.skip("a pipeline refuses this input; test_glob_file_case runs it")
@@ -150,7 +176,7 @@ def test_datum_case(pach, tmp_path, case):
             assert f["branch"] == "master" and f["hash"], row
 
 
-@pytest.mark.parametrize("case", [p for p in _params(("datum", "glob")) if _single_pfs(p.values[0])])
+@pytest.mark.parametrize("case", [p for p in _params(("datum", "glob"), "glob file") if _single_pfs(p.values[0])])
 def test_glob_file_case(pach, tmp_path, case):
     """``pachctl glob file`` is the GlobFile behind a lone input's datums: same matches."""
     _setup_repos(pach, tmp_path, case)
@@ -158,6 +184,20 @@ def test_glob_file_case(pach, tmp_path, case):
         _apply_step(pach, step)
     got, want = _files_only(_glob_file(pach, case), case), _expected_multiset(case)
     assert got == want, f"{case['id']} via glob file ({case['source']}): {case['notes']}\n{_diff(got, want)}"
+
+
+@pytest.mark.parametrize("case", _params(("error",), "error"))
+def test_error_case(pach, tmp_path, case):
+    """Inputs Pachyderm refuses at create pipeline: refused, naming the problem, nothing written."""
+    _setup_repos(pach, tmp_path, case)
+    spec = {"pipeline": {"name": "conformance"}, "transform": {"cmd": ["true"]}, "input": case["input_spec"]}
+    res = pach("list", "datum", "-f", str(_write_spec(tmp_path, "spec", spec)), "-o", "json", check=False)
+    assert res.code != 0, f"{case['id']}: accepted ({case['notes']}); printed:\n{res.out[:2000]}"
+    assert "Traceback" not in res.err, res.err
+    assert any(w in res.err for w in case["error_mentions"]), f"{case['id']}: {res.err!r}"
+    res = pach("run", "pipeline", "-f", str(_write_spec(tmp_path, "spec", spec)), check=False)
+    assert res.code != 0 and "Traceback" not in res.err, f"{case['id']}: run pipeline: {res.code} {res.err}"
+    assert pach("list", "pipeline", "-o", "json").lines() == [], "a refused spec left a pipeline behind"
 
 
 # ---------------------------------------------------------------------------------------- job cases
@@ -232,7 +272,7 @@ def job_env(tmp_path, monkeypatch):
 
 
 @pytest.mark.timeout(600)
-@pytest.mark.parametrize("case", _params(("job",)))
+@pytest.mark.parametrize("case", _params(("job",), "job"))
 def test_job_case(pach, tmp_path, job_env, case):
     _setup_repos(pach, tmp_path, case)
     runner = _Runner(pach, tmp_path, case)

@@ -441,3 +441,22 @@ def test_stop_job_kills_running_job(pps):
     assert pps.commits("p") == []  # the output branch is left as it was
     again = pps.pach("stop", "job", f"p@{running[0]['id']}", check=False)
     assert again.code == 1 and "JOB_KILLED already" in again.err
+
+
+def test_two_concurrent_runs_of_one_pipeline(pps):
+    """Two ``run pipeline`` processes at once: both jobs get their own id (one takes the input commit's
+    global id, the other a fresh one), neither settles the other as dead, both succeed, and the output
+    branch ends with two commits holding the right files."""
+    pps.repo("data")
+    pps.commit("data", [{"put": f"/f{i}", "content": str(i)} for i in range(3)])
+    spec = pps.spec("p", PFS_DATA, stdin=["cp /pfs/data/* /pfs/out/", "sleep 0.3"])
+    pps.pach("create", "pipeline", "-f", str(spec))
+    argv = [sys.executable, "-m", "pach_airflow", "--store", pps.pach.store_url, "run", "pipeline", "p"]
+    procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [e.decode() for _, e in outs]
+    ids = sorted(o.decode().strip() for o, _ in outs)
+    assert len(set(ids)) == 2 and pps.head("data") in ids
+    assert {j["id"]: j["state"] for j in pps.jobs("p")} == {i: "JOB_SUCCESS" for i in ids}
+    assert sorted(c.id for c in pps.commits("p")) == ids
+    assert pps.files("p") == {f"/f{i}": str(i).encode() for i in range(3)}

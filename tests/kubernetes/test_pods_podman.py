@@ -241,3 +241,24 @@ def test_pod_ends_when_the_shim_is_killed_mid_datum(podman, pod_images, s3_store
     assert run.seconds < 40, run.describe()
     info = jobs.finish_job(s3_store, "killed", planned.job_id)
     assert info.state == "JOB_FAILURE" and info.data_processed == 0, info
+
+
+@pytest.mark.parametrize("name,transform,extra,state", [
+    # exit 3 is accepted: the datum succeeds (driver.go accept_return_code)
+    ("accepting", {"cmd": ["ptool", "exit", "3"], "accept_return_code": [3]}, {}, "SUCCESS"),
+    # the attempt is killed after 2 s (datum_timeout), once: the datum fails long before 60 s
+    ("timing-out", {"cmd": ["ptool", "sleep", "60"]}, {"datum_timeout": "2s", "datum_tries": 1}, "FAILED"),
+])
+def test_accept_return_code_and_datum_timeout_match_local_runner(podman, pod_images, s3_store, s3_store_url,
+                                                                 s3_secret, ptool_on_path, tmp_path,
+                                                                 name, transform, extra, state):
+    files = {"/a.txt": b"x\n"}
+    _fill(s3_store, files)
+    spec = _spec(name, pod_images.user, transform=transform, **extra)
+    info, runs = run_job_in_pods(podman, s3_store, s3_store_url, spec, _config(pod_images, s3_secret, s3_store_url))
+    local_store, local_info = run_job_locally(tmp_path, spec, files)
+    pod_states = _datum_states(s3_store, name, info.id)
+    assert [s for _, s in pod_states] == [state], [r.describe() for r in runs]
+    assert pod_states == _datum_states(local_store, name, local_info.id)
+    assert info.state == local_info.state
+    assert runs[0].seconds < 40, runs[0].describe()

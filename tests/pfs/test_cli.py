@@ -154,15 +154,16 @@ def test_subscribe_as_process_sees_new_commits(pach_proc, tmp_path):
     import sys
 
     pach_proc("create", "repo", "r")
+    pach_proc("put", "file", "r@master:/a", "-f", "-", stdin="1")
+    first = pach_proc("inspect", "commit", "r@master", "-o", "json").json_lines()[0]["id"]
+    # --from (not --new), so the result does not depend on how fast the subscriber starts.
     p = subprocess.Popen([sys.executable, "-m", "pach_airflow", "--store", pach_proc.store_url, "subscribe", "commit",
-                          "r@master", "--new", "--poll", "0.1", "-o", "json"], stdout=subprocess.PIPE)
+                          "r@master", "--from", first, "--poll", "0.1", "-o", "json"], stdout=subprocess.PIPE)
     try:
-        import time
-
-        time.sleep(1.5)
-        pach_proc("put", "file", "r@master:/a", "-f", "-", stdin="1")
-        line = p.stdout.readline()
-        assert json.loads(line)["repo"] == "r"
+        pach_proc("put", "file", "r@master:/b", "-f", "-", stdin="2")
+        line = p.stdout.readline()  # blocks until the subscriber sees the new commit
+        got = json.loads(line)
+        assert got["repo"] == "r" and got["parent"] == first
     finally:
         p.kill()
         p.wait()

@@ -103,3 +103,18 @@ def test_fast_path_check_agrees_with_the_full_check(monkeypatch_free_text):
     finally:
         P._CLEAN_STORABLE = saved
     assert fast == full
+
+
+def test_public_api_is_honest():
+    from pach_airflow import pfs
+
+    assert sorted(pfs.__all__) == sorted(set(pfs.__all__))
+    for name in pfs.__all__:
+        assert getattr(pfs, name) is not None, name
+    for method in ("create_repo", "inspect_repo", "list_repos", "delete_repo", "create_branch", "inspect_branch",
+                   "list_branches", "delete_branch", "new_commit_id", "inspect_commit", "list_commits",
+                   "subscribe_commits", "open_commit", "start_commit", "put_file", "delete_file", "finish_commit",
+                   "write_commit", "walk", "list_file", "inspect_file", "open_file", "read_file", "diff_file",
+                   "put_blob", "has_blob", "open_blob", "get_blob_to", "put_record", "get_record", "list_records",
+                   "delete_record", "update_record", "put_bytes", "get_bytes", "dir_hash"):
+        assert callable(getattr(pfs.Store, method)), method  # the contract in docs/architecture.md

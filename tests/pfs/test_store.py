@@ -361,3 +361,13 @@ def test_readers_write_nothing(store, store_url):
     list(reader.list_commits("r"))
     list(reader.diff_file("r", "master"))
     assert writes == []
+
+
+def test_long_history_reads_in_order(store, store_url):
+    store.create_repo("r")
+    ids = [store.put_file("r", "master", f"/f{i}", b"%d" % i) for i in range(40)]
+    fresh = open_store(store_url)
+    assert [c.id for c in fresh.list_commits("r", "master")] == ids[::-1]
+    assert fresh.inspect_commit("r", "master^35").id == ids[4]
+    assert fresh.inspect_commit("r", "master.3").id == ids[2]
+    assert [c.id for c in fresh.list_commits("r", "master", limit=3)] == ids[:-4:-1]
