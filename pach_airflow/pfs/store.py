@@ -313,19 +313,31 @@ class Store:
             pass
         try:
             meta = json.loads(self.backend.get(self._open_meta_key(repo, cid)))
+            return _commit_from_doc({**meta, "finished": None, "size_bytes": None, "file_count": None})
         except KeyMissing:
-            raise NotFound(f"commit {cid} not found in repo {repo}") from None
-        return _commit_from_doc({**meta, "finished": None, "size_bytes": None, "file_count": None})
+            pass
+        # Landed a moment ago (its metadata is still only in the branch head), or its writer died
+        # right after landing it: then the branch holds it, and this read stores it for good.
+        for key in self.backend.list(f"repos/{repo}/branches/"):
+            if key.endswith(".json"):
+                got = self._read_branch(repo, key.rsplit("/", 1)[1][:-5])
+                if got is not None and got[0].get("head") == cid and got[0].get("head_doc"):
+                    return self._head_commit(repo, got[0])
+        raise NotFound(f"commit {cid} not found in repo {repo}")
 
     def inspect_commit(self, repo: str, ref: str) -> CommitInfo:
         """``ref``: a branch (its head), a commit id, ``branch=id``, with ancestry ``^N``/``~N``/``.N``."""
         self._require_repo(repo)
         branch, cid, anc = P.parse_ref(ref)
         if cid is None:
-            cid = self._branch_or_raise(repo, branch).get("head")
-            if cid is None:
+            bdoc = self._branch_or_raise(repo, branch)
+            if bdoc.get("head") is None:
                 raise NotFound(f"branch {branch} of repo {repo} has no commits")
-        commit = self._read_commit(repo, cid)
+            doc = bdoc.get("head_doc")
+            commit = (_commit_from_doc(doc) if doc and doc.get("id") == bdoc["head"]
+                      else self._read_commit(repo, bdoc["head"]))
+        else:
+            commit = self._read_commit(repo, cid)
         if anc > 0:
             for _ in range(anc):
                 if commit.parent is None:
@@ -431,40 +443,56 @@ class Store:
         recomputing the manifest against the new head when another writer got there first.
 
         Landing an id that already landed on this branch returns that commit (a retried job finish
-        is idempotent); an id used on another branch is refused (commits are immutable)."""
+        is idempotent); an id used on another branch is refused (commits are immutable).
+
+        The commit's metadata travels inside the branch document (``head_doc``), so the
+        compare-and-swap publishes commit and head in one write; ``commits/<id>.json`` is written
+        right after, and by the next writer or reader if this process dies in between. A writer that
+        loses or dies before the swap leaves no commit metadata at all."""
         bkey = self._branch_key(repo, branch)
         try:
-            existing = json.loads(self.backend.get(self._commit_key(repo, cid)))
+            existing: dict[str, Any] | None = json.loads(self.backend.get(self._commit_key(repo, cid)))
         except KeyMissing:
-            existing = None
+            got = self._read_branch(repo, branch)
+            existing = got[0].get("head_doc") if got and got[0].get("head") == cid else None
         if existing is not None:
             if existing.get("branch") != branch:
                 raise Conflict(f"commit id {cid} is used already in repo {repo} (branch {existing.get('branch')}): "
                                "commit ids are unique; use a new one (store.new_commit_id())")
-            landed = self._landed(repo, branch, cid, existing.get("started", ""))
-            if landed is not None:
-                return landed
+            return _commit_from_doc(existing)
         for attempt in range(CAS_ATTEMPTS):
             got = self._read_branch(repo, branch)
             if got is not None and create_only:
                 raise Conflict(f"branch {branch} of repo {repo} exists")
             parent_id = got[0].get("head") if got else None
-            parent = self._read_commit(repo, parent_id) if parent_id else None
+            parent = self._head_commit(repo, got[0]) if got and parent_id else None
             index = manifest_for(parent)
             count, size = self.manifests.stats(index)
             ancestors = ([parent_id] + parent.ancestors[:ANCESTORS - 1]) if parent is not None else []
             doc = {"id": cid, "repo": repo, "branch": branch, "parent": parent_id, **meta,
                    "finished": _now(), "size_bytes": size, "file_count": count, "manifest": index,
                    "ancestors": ancestors}
-            self.backend.put(self._commit_key(repo, cid), _dumps(doc))
-            bdoc = {"name": branch, "head": cid, "created": got[0].get("created") if got else _now()}
+            bdoc = {"name": branch, "head": cid, "created": got[0].get("created") if got else _now(),
+                    "head_doc": doc}
             ok = (self.backend.put_if_match(bkey, _dumps(bdoc), got[1]) if got
                   else self.backend.put_if_absent(bkey, _dumps(bdoc)))
             if ok:
+                self.backend.put(self._commit_key(repo, cid), _dumps(doc))
                 return _commit_from_doc(doc)
             _backoff(attempt)
         raise Conflict(f"commit {cid} could not land on {repo}@{branch}: the branch head moved "
                        f"{CAS_ATTEMPTS} times in a row; try again")
+
+    def _head_commit(self, repo: str, bdoc: dict[str, Any]) -> CommitInfo:
+        """The head commit of a branch document, making sure its ``commits/<id>.json`` exists (the
+        writer that landed it may have died right after the swap) before the head moves past it."""
+        doc = bdoc.get("head_doc")
+        if doc is None or doc.get("id") != bdoc["head"]:
+            return self._read_commit(repo, bdoc["head"])
+        key = self._commit_key(repo, doc["id"])
+        if not self.backend.exists(key):
+            self.backend.put(key, _dumps(doc))
+        return _commit_from_doc(doc)
 
     def _parent_index(self, parent: CommitInfo | None) -> str:
         if parent is None or parent.manifest is None:

@@ -16,8 +16,11 @@ The PID namespace makes the set's whole process tree die with the runner: the ru
 with a parent-death signal (SIGKILL), and ``--kill-child`` takes the namespace's init, hence every
 process in it, along. A runner killed mid-set therefore leaves no process behind and no result (upload
 writes the result record last, in one write), so the next run simply runs the set again. Work folders
-live under ``$PACH_AIRFLOW_WORK_ROOT`` (default ``<tmp>/pach-airflow-work``), each locked with ``flock``
-while in use; a later run removes the folders nobody holds.
+live under ``$PACH_AIRFLOW_WORK_ROOT`` (default ``<tmp>/pach-airflow-work``), each guarded by a lock file
+beside it (``ROOT/<name>.lock``, ``flock``) that exists, already locked, *before* the folder does and goes
+*after* it: a later run removes the folders whose lock nobody holds, and can never see a folder whose lock
+is not yet taken (see :func:`_claim_work_folder`). Finished folders are renamed to ``ROOT/.trash-*`` and
+deleted by a background thread, so a set's result does not wait for thousands of small unlinks.
 
 Several sets may run at once (``jobs.run_job`` runs up to ``parallelism_spec.constant``): each has its
 own namespace and so its own ``/pfs``.
@@ -31,17 +34,20 @@ namespace only (the mount point is created on the host if missing, as ``/pfs`` i
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
 import pwd
+import secrets
 import shlex
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from collections import Counter, deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,12 +56,13 @@ from pach_airflow.worker.stage import DEFAULT_SECRETS_DIR, find_busybox, load_se
 from pach_airflow.worker.upload import upload_set
 from pach_airflow.worker.workdir import WorkDir, write_text_atomic
 
-__all__ = ["PFS_MOUNT_POINT", "default_work_root", "namespace_argv", "run_set", "user_prefix"]
+__all__ = ["PFS_MOUNT_POINT", "default_work_root", "namespace_argv", "run_set", "user_prefix",
+           "wait_for_deletions"]
 
 log = logging.getLogger(__name__)
 
 PFS_MOUNT_POINT = "/pfs"
-LOCK_NAME = ".lock"
+LEGACY_LOCK_NAME = ".lock"  # inside the folder, before the lock moved beside it
 
 
 def default_work_root() -> Path:
@@ -193,34 +200,201 @@ def _check_traversable(root: Path, spec: Mapping[str, Any]) -> None:
                               f"with mode 755 all the way up (default: <tmp>/pach-airflow-work)")
 
 
-def _clean_stale(root: Path) -> None:
-    """Remove work folders whose runner is gone (their flock is free)."""
+# Work folder names: ROOT/<pipeline>-<set>-<random> with its lock ROOT/<name>.lock beside it. Files the
+# runner makes on the way: ROOT/.claim-<random> (a lock file before it is published under its name) and
+# ROOT/.trash-<name> (a finished folder being deleted in the background).
+LOCK_SUFFIX = ".lock"
+CLAIM_PREFIX = ".claim-"
+TRASH_PREFIX = ".trash-"
+# Tests set this to run code at named points of the claim / clean protocol (a deterministic interleaving
+# instead of a timing race): ``hook(point, path)``.
+_race_hook: Callable[[str, Path], None] | None = None
+
+
+def _hook(point: str, path: Path) -> None:
+    if _race_hook is not None:
+        _race_hook(point, path)
+
+
+def _try_lock(path: Path) -> int | None:
+    """An fd holding ``path``'s flock, or ``None`` when it is held elsewhere or gone (or was replaced by
+    another file while we waited: the lock must be the very file that is at ``path`` now)."""
     try:
-        entries = list(root.iterdir())
+        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        st, now = os.fstat(fd), os.stat(path, follow_symlinks=False)
+        if (st.st_dev, st.st_ino) == (now.st_dev, now.st_ino):
+            return fd
+    except OSError:
+        pass
+    os.close(fd)
+    return None
+
+
+def _claim_work_folder(root: Path, prefix: str) -> tuple[Path, int]:
+    """Create a fresh work folder under ``root`` whose lock is held by us; returns ``(folder, lock fd)``.
+
+    The lock file is made and flocked under a private name, then published as ``<name>.lock`` with
+    ``link()`` (which refuses an existing name), and only then is the folder created. So every folder a
+    cleaner can see already has a held lock beside it: there is no window between "created" and "locked".
+    """
+    for _ in range(100):
+        claim = root / f"{CLAIM_PREFIX}{secrets.token_hex(8)}"
+        try:
+            fd = os.open(claim, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except FileExistsError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            _hook("claimed", claim)
+            name = f"{prefix}{secrets.token_hex(4)}"
+            work, lock = root / name, root / (name + LOCK_SUFFIX)
+            try:
+                os.link(claim, lock, follow_symlinks=False)
+            except (FileExistsError, FileNotFoundError):
+                # The name is taken, or a cleaner removed our claim before we locked it: try again.
+                os.close(fd)
+                continue
+            finally:
+                with contextlib.suppress(OSError):
+                    os.unlink(claim)
+            st, now = os.fstat(fd), os.stat(lock, follow_symlinks=False)
+            if (st.st_dev, st.st_ino) != (now.st_dev, now.st_ino):  # pragma: no cover - defensive
+                os.close(fd)
+                continue
+            _hook("locked", lock)
+            os.mkdir(work, 0o700)
+            _hook("created", work)
+            return work, fd
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+            raise
+    raise RunnerError(f"could not create a work folder under {root}; check that it is writable "
+                      f"(PACH_AIRFLOW_WORK_ROOT)")
+
+
+def _release_work_folder(work: Path, lock_fd: int, *, keep: bool) -> None:
+    """End of a set: delete the folder (in the background) or keep it; then drop its lock.
+
+    The lock file goes only once the folder no longer has its name, so a folder is never without a lock.
+    A kept folder has no lock file at all: cleaners leave lock-less folders alone.
+    """
+    lock = work.with_name(work.name + LOCK_SUFFIX)
+    try:
+        if not keep:
+            _discard(work)
+        if keep or not work.exists():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(lock)
+    finally:
+        os.close(lock_fd)
+
+
+def _discard(folder: Path) -> None:
+    """Rename ``folder`` out of the way (instantly) and delete it in a background thread: one datum set
+    leaves thousands of small files, and the set's result must not wait for their unlinks. A process that
+    exits first leaves a ``.trash-*`` folder, which the next cleaner removes."""
+    trash = folder.with_name(f"{TRASH_PREFIX}{folder.name}")
+    try:
+        os.rename(folder, trash)
+    except OSError:
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    t = threading.Thread(target=shutil.rmtree, args=(trash,), kwargs={"ignore_errors": True},
+                         name=f"rm-{folder.name}", daemon=True)
+    with _deleters_lock:
+        _deleters[:] = [d for d in _deleters if d.is_alive()]
+        _deleters.append(t)
+    t.start()
+
+
+_deleters: list[threading.Thread] = []
+_deleters_lock = threading.Lock()
+
+
+def wait_for_deletions(timeout: float | None = None) -> None:
+    """Wait until the background deletions of finished work folders are done (tests, benchmarks)."""
+    with _deleters_lock:
+        pending = list(_deleters)
+    for t in pending:
+        t.join(timeout)
+
+
+def _clean_stale(root: Path) -> None:
+    """Remove work folders whose runner is gone (their lock file is free), and what dead runners left
+    on the way (unpublished claims, orphan locks, trash)."""
+    try:
+        entries = list(os.scandir(root))
     except FileNotFoundError:
         return
-    for d in entries:
-        lock = d / LOCK_NAME
-        # An empty lock file belongs to a runner between creating and locking it: not ours to judge.
+    names = {e.name for e in entries}
+    for e in entries:
+        path = Path(e.path)
         try:
-            if not d.is_dir() or lock.stat().st_size == 0:
-                continue
-        except OSError:  # no lock file (yet), or removed meanwhile
-            continue
-        try:
-            fd = os.open(lock, os.O_RDWR)
+            is_dir = e.is_dir(follow_symlinks=False)
         except OSError:
             continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            continue  # a live runner holds it
-        try:
-            shutil.rmtree(d, ignore_errors=True)
-            log.info("removed stale work folder %s", d)
-        finally:
-            os.close(fd)
+        if e.name.startswith(TRASH_PREFIX):
+            # Nobody uses a trash folder; a concurrent deleter and we may both unlink: harmless.
+            shutil.rmtree(path, ignore_errors=True)
+        elif e.name.startswith(CLAIM_PREFIX) or (e.name.endswith(LOCK_SUFFIX) and
+                                                  e.name[:-len(LOCK_SUFFIX)] not in names):
+            # A claim or a lock without its folder: free means its runner died before making the folder
+            # (or after removing it). A claim not yet locked may be taken here; its runner then sees its
+            # claim gone at link() and starts over.
+            _hook("clean-lock", path)
+            fd = _try_lock(path)
+            if fd is not None:
+                try:
+                    if e.name.startswith(CLAIM_PREFIX) or not (root / e.name[:-len(LOCK_SUFFIX)]).exists():
+                        with contextlib.suppress(OSError):
+                            os.unlink(path)
+                finally:
+                    os.close(fd)
+        elif is_dir and not e.name.startswith("."):
+            _clean_folder(path)
+
+
+def _clean_folder(folder: Path) -> None:
+    lock = folder.with_name(folder.name + LOCK_SUFFIX)
+    if not os.path.lexists(lock):
+        _clean_legacy_folder(folder)  # a kept folder, or one of an older version of this runner
+        return
+    _hook("clean-folder", folder)
+    fd = _try_lock(lock)
+    if fd is None:
+        return  # a live runner holds it
+    try:
+        shutil.rmtree(folder, ignore_errors=True)
+        log.info("removed stale work folder %s", folder)
+        if not folder.exists():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(lock)
+    finally:
+        os.close(fd)
+
+
+def _clean_legacy_folder(d: Path) -> None:
+    """Folders of earlier versions kept their lock inside (``.lock``; empty = kept or being created)."""
+    lock = d / LEGACY_LOCK_NAME
+    try:
+        if lock.stat().st_size == 0:
+            return
+    except OSError:  # no lock file at all: a kept folder
+        return
+    fd = _try_lock(lock)
+    if fd is None:
+        return
+    try:
+        shutil.rmtree(d, ignore_errors=True)
+        log.info("removed stale work folder %s", d)
+    finally:
+        os.close(fd)
 
 
 def run_set(store, pipeline: str, job_id: str, set_id: str, *, work_root: str | os.PathLike[str] | None = None,
@@ -250,10 +424,7 @@ def run_set(store, pipeline: str, job_id: str, set_id: str, *, work_root: str | 
 
     if owner:
         _check_traversable(root, spec)
-    work = Path(tempfile.mkdtemp(prefix=f"{pipeline}-{set_id}-", dir=root))
-    lock_fd = os.open(work / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
-    fcntl.flock(lock_fd, fcntl.LOCK_EX)
-    os.write(lock_fd, f"{os.getpid()}\n".encode())  # only now may a cleaner judge the folder (see _clean_stale)
+    work, lock_fd = _claim_work_folder(root, f"{pipeline}-{set_id}-")
     try:
         t0 = time.monotonic()
         w = stage_set(store, pipeline, job_id, set_id, work, secrets_dir=sdir, user_prefix=prefix)
@@ -273,11 +444,7 @@ def run_set(store, pipeline: str, job_id: str, set_id: str, *, work_root: str | 
         record = upload_set(store, w)
         t3 = time.monotonic()
     finally:
-        if keep:
-            os.ftruncate(lock_fd, 0)  # an empty lock: later runs leave the folder alone
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-        os.close(lock_fd)
+        _release_work_folder(work, lock_fd, keep=keep)
     counts = Counter(d["state"] for d in record["datums"])
     return {"pipeline": pipeline, "job": job_id, "set": set_id, "datums": len(record["datums"]),
             "SUCCESS": counts.get("SUCCESS", 0), "FAILED": counts.get("FAILED", 0),

@@ -11,8 +11,11 @@ Routes (relative to the mount prefix)::
     /repos/{repo}[?branch=]         branches and commits (size, origin, provenance, the job that made each)
     /commits/{repo}/{id}            one commit: provenance, subvenance, files, its job and DAG run
     /pipelines/{name}               spec, jobs, the lineage around it (also the DAG's "Pachyderm" tab)
+    /jobs[?pipeline=]               jobs, newest first (pachctl list job)
     /jobs/{pipeline}/{id}           one job: counts, input commits, every datum with its state and log
     /runs/{dag_id}/{run_id}         the job a DAG run ran (the DAG run's "Output commit" tab)
+    /runs/{dag_id}/{run_id}/tasks/{task}/{map_index}   a mapped task's datums (its "Datums" tab)
+    /files/{repo}/{ref}/{path}      one file of a commit (images and text inline, the rest downloads)
     /lineage                        the whole graph, as inline SVG
     /api/...                        the same data as JSON (see the ``api_*`` routes)
 """
@@ -29,7 +32,14 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.concurrency import run_in_threadpool
 
 from pach_airflow.errors import InvalidName, InvalidPath, NotFound, PachAirflowError
@@ -58,6 +68,7 @@ def _templates() -> Any:
     env.filters["secs"] = _secs
     env.filters["tojson_pretty"] = lambda v: json.dumps(v, indent=2, sort_keys=False, default=str)
     env.filters["q"] = lambda s: quote(str(s), safe="")
+    env.filters["urlpath"] = lambda s: quote(str(s), safe="/")
     return env
 
 
@@ -187,6 +198,40 @@ def create_app(store_url: str | None = None, *, url_prefix: str = DEFAULT_PREFIX
         return {"dag_id": dag_id, "run_id": run_id, "pipeline": dag_id, "job_id": job_id,
                 "output_commit": {"repo": dag_id, "id": job_id}}
 
+    @app.get("/files/{repo}/{ref}/{path:path}", response_model=None)
+    def file_content(repo: str, ref: str, path: str) -> Response:
+        """One file of a commit. Repo data is anyone's upload shown inside Airflow's origin, so only
+        images and plain text are shown inline; everything else downloads, and nothing may run."""
+        store = ui.store()
+        info = data.as_dict(store.inspect_file(repo, ref, "/" + path))
+        if info.get("type") != "file":
+            raise InvalidPath(f"{repo}@{ref}:/{path} is a directory: open its commit page to see its files")
+        media_type, inline = data.file_media_type(path)
+        name = quote(path.rsplit("/", 1)[-1])
+        headers = {
+            "Content-Disposition": f"{'inline' if inline else 'attachment'}; filename*=UTF-8''{name}",
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "sandbox; default-src 'none'; img-src 'self'; style-src 'unsafe-inline'",
+            "Cache-Control": "private, max-age=3600",  # a commit's file never changes; a branch's may
+        }
+        if len(ref) != 32:
+            headers["Cache-Control"] = "private, no-cache"
+        body = store.open_file(repo, ref, "/" + path)
+        return StreamingResponse(_chunks(body), media_type=media_type, headers=headers)
+
+    @app.get("/jobs/{pipeline}/{job_id}/logs/{datum_id}", response_class=PlainTextResponse)
+    def datum_log(pipeline: str, job_id: str, datum_id: str, request: Request) -> PlainTextResponse:
+        """The whole log of one datum of a job (the job page shows its tail)."""
+        from pach_airflow import jobs
+
+        auth.authorize_dag(request, pipeline)
+        logs = list(jobs.job_logs(ui.store(), pipeline, job_id, datum_id=datum_id))
+        if not logs:
+            raise NotFound(f"no log of datum {datum_id} in job {pipeline}@{job_id}: it was skipped "
+                           "(see the job that processed it) or has not run yet")
+        return PlainTextResponse("".join(entry["log"] for entry in logs),
+                                 headers={"X-Content-Type-Options": "nosniff"})
+
     @app.get("/api/lineage", response_model=None)
     def api_lineage(request: Request, format: str = "json") -> Any:
         g = data.lineage(ui.store(), ui.dag_specs())
@@ -204,9 +249,10 @@ def create_app(store_url: str | None = None, *, url_prefix: str = DEFAULT_PREFIX
                        pipelines=data.list_pipelines(store, ui.dag_specs()), svg=lin.render_svg(g))
 
     @app.get("/repos/{repo}", response_class=HTMLResponse)
-    def page_repo(repo: str, request: Request, branch: str | None = None) -> HTMLResponse:
-        r = data.inspect_repo(ui.store(), repo, branch)
-        return ui.page(request, "repo.html", title=f"Repo {repo}", repo=r)
+    def page_repo(repo: str, request: Request, branch: str | None = None,
+                  limit: int = data.MAX_COMMITS) -> HTMLResponse:
+        r = data.inspect_repo(ui.store(), repo, branch, limit)
+        return ui.page(request, "repo.html", title=f"Repo {repo}", repo=r, limit=limit)
 
     @app.get("/commits/{repo}/{ref}", response_class=HTMLResponse)
     def page_commit(repo: str, ref: str, request: Request) -> HTMLResponse:
@@ -232,12 +278,23 @@ def create_app(store_url: str | None = None, *, url_prefix: str = DEFAULT_PREFIX
         return ui.page(request, "pipeline.html", title=f"Pipeline {name}", pipeline=p,
                        svg=lin.render_svg(g, highlight=lin.node_id(lin.PIPELINE, name)))
 
+    @app.get("/jobs", response_class=HTMLResponse)
+    def page_jobs(request: Request, pipeline: str | None = None, limit: int = data.MAX_COMMITS) -> HTMLResponse:
+        if pipeline:
+            auth.authorize_dag(request, pipeline)
+        jobs_ = data.list_jobs(ui.store(), pipeline, limit=limit)
+        for j in jobs_:
+            j["dag_run"] = _run_of(j)
+        return ui.page(request, "jobs.html", title="Jobs" + (f" of {pipeline}" if pipeline else ""),
+                       jobs=jobs_, pipeline=pipeline, limit=limit,
+                       refresh=5 if any(_refresh(j) for j in jobs_) else None)
+
     @app.get("/jobs/{pipeline}/{job_id}", response_class=HTMLResponse)
     def page_job(pipeline: str, job_id: str, request: Request) -> HTMLResponse:
         auth.authorize_dag(request, pipeline)
         job = data.inspect_job(ui.store(), pipeline, job_id)
         return ui.page(request, "job.html", title=f"Job {pipeline}@{job_id[:12]}", job=job,
-                       counts=data.datum_counts(job["datums"]), dag_run=_run_of(job))
+                       counts=data.datum_counts(job["datums"]), dag_run=_run_of(job), refresh=_refresh(job))
 
     @app.get("/runs/{dag_id}/{run_id}", response_class=HTMLResponse)
     def page_run(dag_id: str, run_id: str, request: Request) -> Response:
@@ -269,7 +326,7 @@ def create_app(store_url: str | None = None, *, url_prefix: str = DEFAULT_PREFIX
         job["datums"] = [d for d in job["datums"] if d.get("set") == map_index]
         return ui.page(request, "job.html", title=f"Datums of process [{map_index}]", job=job,
                        counts=data.datum_counts(job["datums"]), dag_run=_run_of(job),
-                       only_set=map_index, total=total)
+                       only_set=map_index, total=total, refresh=_refresh(job))
 
     @app.get("/lineage", response_class=HTMLResponse)
     def page_lineage(request: Request) -> HTMLResponse:
@@ -287,10 +344,23 @@ def create_app(store_url: str | None = None, *, url_prefix: str = DEFAULT_PREFIX
     return app
 
 
+def _chunks(fh: Any, size: int = 1 << 16) -> Any:
+    with fh:
+        while chunk := fh.read(size):
+            yield chunk
+
+
 def _href(root: str) -> Callable[[str, str], str]:
     def href(kind: str, name: str) -> str:
         return f"{root}/{'pipelines' if kind == lin.PIPELINE else 'repos'}/{quote(name, safe='')}"
     return href
+
+
+def _refresh(job: dict[str, Any]) -> int | None:
+    """Seconds after which a page about a job still running reloads itself; ``None`` once it ended."""
+    from pach_airflow.jobs import TERMINAL_STATES
+
+    return None if job.get("state") in TERMINAL_STATES else 5
 
 
 def _run_of(job: dict[str, Any] | None) -> dict[str, str] | None:

@@ -86,6 +86,22 @@ def dag_specs() -> list[dict[str, Any]]:
     return specs
 
 
+# Shown inline in the browser; any other file is a download (it could be HTML or SVG with scripts).
+INLINE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
+                ".webp": "image/webp", ".txt": "text/plain", ".csv": "text/plain", ".json": "text/plain",
+                ".log": "text/plain", ".md": "text/plain", ".yaml": "text/plain", ".yml": "text/plain",
+                ".tsv": "text/plain"}
+
+
+def file_media_type(path: str) -> tuple[str, bool]:
+    """``(media type, inline?)`` for serving a repo file to a browser."""
+    suffix = ("." + path.rsplit(".", 1)[-1].lower()) if "." in path.rsplit("/", 1)[-1] else ""
+    if suffix in INLINE_TYPES:
+        media = INLINE_TYPES[suffix]
+        return (media + "; charset=utf-8" if media == "text/plain" else media), True
+    return "application/octet-stream", False
+
+
 # -- helpers -----------------------------------------------------------------------------------------
 
 def as_dict(obj: Any) -> dict[str, Any]:
@@ -399,4 +415,6 @@ def datum_counts(datums: Iterable[Mapping[str, Any]]) -> dict[str, int]:
 
 def lineage(store: Any, extra_specs: Iterable[Mapping[str, Any]] = (), href: Any = None) -> lin.Lineage:
     repos = [as_dict(r).get("name", "") for r in store.list_repos()]
-    return lin.build_lineage(pipeline_specs(store, extra_specs).values(), [r for r in repos if r], href)
+    states = {name: rec["last_job_state"] for name, rec in pipeline_records(store).items()
+              if rec.get("last_job_state")}
+    return lin.build_lineage(pipeline_specs(store, extra_specs).values(), [r for r in repos if r], href, states)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from html import escape
+from itertools import pairwise
 from typing import Any
 
 REPO = "repo"
@@ -25,6 +26,7 @@ class Node:
     kind: str  # REPO | PIPELINE
     name: str
     href: str = ""
+    state: str = ""  # a pipeline's last job state (JOB_SUCCESS, JOB_FAILURE, ...), drawn as its colour
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +43,8 @@ class Lineage:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "nodes": [{"id": n.id, "kind": n.kind, "name": n.name} for n in self.nodes.values()],
+            "nodes": [{"id": n.id, "kind": n.kind, "name": n.name, **({"state": n.state} if n.state else {})}
+                      for n in self.nodes.values()],
             "edges": [{"source": e.source, "target": e.target, "label": e.label} for e in self.edges],
         }
 
@@ -73,17 +76,20 @@ def iter_input_repos(inp: Mapping[str, Any] | None, pipeline: str) -> Iterator[t
 
 
 def build_lineage(specs: Iterable[Mapping[str, Any]], repos: Iterable[str] = (),
-                  href: Any = None) -> Lineage:
+                  href: Any = None, states: Mapping[str, str] | None = None) -> Lineage:
     """Nodes and edges for ``specs`` (normalised spec dicts) plus any extra ``repos`` (plain data repos).
 
-    ``href(kind, name) -> str`` gives each node's link; omitted, nodes have none.
+    ``href(kind, name) -> str`` gives each node's link; omitted, nodes have none. ``states`` maps a
+    pipeline to its last job's state.
     """
     g = Lineage()
+    states = states or {}
 
     def add(kind: str, name: str) -> str:
         nid = node_id(kind, name)
         if nid not in g.nodes:
-            g.nodes[nid] = Node(nid, kind, name, href(kind, name) if href else "")
+            state = states.get(name, "") if kind == PIPELINE else ""
+            g.nodes[nid] = Node(nid, kind, name, href(kind, name) if href else "", state)
         return nid
 
     for repo in sorted(repos):
@@ -114,9 +120,12 @@ def _pipeline_name(spec: Mapping[str, Any]) -> str:
 
 CHAR_W = 7.4  # average glyph width of the 13px UI font, enough to size boxes without measuring text
 NODE_H = 34
-ROW_GAP = 22
+LANE_H = 12  # the height a long edge takes in a column it passes through
+ROW_GAP = 18
 COL_GAP = 70
 PAD = 16
+ARC_DROP = 26  # how far below its nodes the arc of a cycle's back edge dips
+SWEEPS = 4  # barycentre passes (down, up, ...) that order each column
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,28 +138,29 @@ class Placed:
     layer: int = 0
 
 
-ARC_DROP = 26  # how far below the lower of its two nodes an edge that skips a column dips
+@dataclass
+class Layout:
+    """Where everything goes: ``placed`` real nodes; ``routes[i]`` the lanes ``(x_in, x_out, y)`` that
+    edge ``g.edges[i]`` takes through the columns it skips (empty for an edge between neighbours)."""
+
+    placed: dict[str, Placed]
+    width: float
+    height: float
+    routes: dict[int, list[tuple[float, float, float]]]
 
 
-def layout(g: Lineage) -> tuple[dict[str, Placed], float, float]:
-    """Place nodes in columns (longest path from a source; a cycle, which Pachyderm refuses, is cut) and
-    order each column by the mean row of its predecessors so that edges cross little.
-
-    Returns the placed nodes, total width and height.
-    """
+def _layers(g: Lineage) -> dict[str, int]:
+    """Longest path from a source; a cycle (Pachyderm refuses them) is cut where it is found."""
     preds: dict[str, list[str]] = {n: [] for n in g.nodes}
-    succs: dict[str, list[str]] = {n: [] for n in g.nodes}
     for e in g.edges:
         preds[e.target].append(e.source)
-        succs[e.source].append(e.target)
-
     layer: dict[str, int] = {}
     visiting: set[str] = set()
 
     def depth(n: str) -> int:
         if n in layer:
             return layer[n]
-        if n in visiting:  # a cycle: treat the back edge as absent
+        if n in visiting:
             return 0
         visiting.add(n)
         d = max((depth(p) + 1 for p in preds[n]), default=0)
@@ -160,35 +170,79 @@ def layout(g: Lineage) -> tuple[dict[str, Placed], float, float]:
 
     for n in g.nodes:
         depth(n)
+    return layer
+
+
+def layout(g: Lineage) -> Layout:
+    """Columns by :func:`_layers`; an edge that skips columns gets a lane (a dummy node) in each column it
+    crosses, so it runs between nodes rather than behind them; each column is ordered by a few
+    barycentre sweeps (mean row of the neighbours in the previous column, then the next) so that edges
+    cross little, as in Sugiyama-style layered drawing."""
+    layer = _layers(g)
+    order_key = {n: (g.nodes[n].name, g.nodes[n].kind) for n in g.nodes}
     columns: dict[int, list[str]] = {}
-    for n in sorted(g.nodes, key=lambda n: (g.nodes[n].name, g.nodes[n].kind)):
+    for n in sorted(g.nodes, key=order_key.__getitem__):
         columns.setdefault(layer[n], []).append(n)
 
-    row: dict[str, float] = {}
-    for c in sorted(columns):
-        def key(n: str) -> tuple[float, str]:
-            ps = [row[p] for p in preds[n] if p in row]
-            return (sum(ps) / len(ps) if ps else float("inf"), g.nodes[n].name)
-        columns[c].sort(key=key)
-        for i, n in enumerate(columns[c]):
-            row[n] = i
+    # Chains through dummies: ("~", edge index, column) stands for edge i's lane in that column.
+    up: dict[Any, list[Any]] = {n: [] for n in g.nodes}
+    down: dict[Any, list[Any]] = {n: [] for n in g.nodes}
+    lanes: dict[int, list[tuple[str, int, int]]] = {}
+    for i, e in enumerate(g.edges):
+        lo, hi = layer[e.source], layer[e.target]
+        if hi <= lo:
+            continue  # a back edge of a cut cycle: drawn as an arc, takes no lane
+        chain: list[Any] = [e.source]
+        for c in range(lo + 1, hi):
+            dummy = ("~", i, c)
+            up[dummy], down[dummy] = [], []
+            columns[c].append(dummy)
+            chain.append(dummy)
+            lanes.setdefault(i, []).append(dummy)
+        chain.append(e.target)
+        for a, b in pairwise(chain):
+            down[a].append(b)
+            up[b].append(a)
 
-    placed: dict[str, Placed] = {}
-    x = PAD
-    max_rows = max((len(v) for v in columns.values()), default=0)
-    height = PAD * 2 + max_rows * NODE_H + max(max_rows - 1, 0) * ROW_GAP
+    row: dict[Any, float] = {}
     for c in sorted(columns):
+        for k, n in enumerate(columns[c]):
+            row[n] = k
+    ordered = sorted(columns)
+    for sweep in range(SWEEPS):
+        seq, near = (ordered[1:], up) if sweep % 2 == 0 else (ordered[-2::-1], down)
+        for c in seq:
+            def key(n: Any, near: dict = near) -> tuple[float, float]:
+                ns = [row[m] for m in near[n]]
+                return (sum(ns) / len(ns) if ns else row[n], row[n])
+            columns[c].sort(key=key)
+            for k, n in enumerate(columns[c]):
+                row[n] = k
+
+    def height_of(n: Any) -> float:
+        return LANE_H if isinstance(n, tuple) else NODE_H
+
+    col_h = {c: sum(height_of(n) for n in col) + ROW_GAP * (len(col) - 1) for c, col in columns.items()}
+    height = PAD * 2 + max(col_h.values(), default=0)
+    placed: dict[str, Placed] = {}
+    lane_at: dict[Any, tuple[float, float, float]] = {}
+    x = PAD
+    for c in ordered:
         col = columns[c]
-        w = max(_node_width(g.nodes[n]) for n in col)
-        col_h = len(col) * NODE_H + (len(col) - 1) * ROW_GAP
-        y0 = (height - col_h) / 2
-        for i, n in enumerate(col):
-            placed[n] = Placed(g.nodes[n], x, y0 + i * (NODE_H + ROW_GAP), w, NODE_H, c)
+        w = max((_node_width(g.nodes[n]) for n in col if not isinstance(n, tuple)), default=40.0)
+        y = (height - col_h[c]) / 2
+        for n in col:
+            if isinstance(n, tuple):
+                lane_at[n] = (x, x + w, y + LANE_H / 2)
+            else:
+                placed[n] = Placed(g.nodes[n], x, y, w, NODE_H, c)
+            y += height_of(n) + ROW_GAP
         x += w + COL_GAP
     width = x - COL_GAP + PAD if columns else PAD * 2
-    if any(layer[e.target] - layer[e.source] > 1 for e in g.edges):
-        height += ARC_DROP + 8  # room for the arcs of edges that skip columns
-    return placed, width, height
+    if any(layer[e.target] <= layer[e.source] for e in g.edges):
+        height += ARC_DROP + 8
+    routes = {i: [lane_at[d] for d in ds] for i, ds in lanes.items()}
+    return Layout(placed, width, height, routes)
 
 
 def _node_width(n: Node) -> float:
@@ -196,9 +250,28 @@ def _node_width(n: Node) -> float:
     return max(90.0, len(n.name) * CHAR_W + icon + 24)
 
 
+def _edge_path(a: Placed, b: Placed, lanes: list[tuple[float, float, float]]) -> str:
+    if b.layer <= a.layer:  # a cut cycle's back edge: an arc below both nodes
+        x1, y1 = a.x + a.w / 2, a.y + a.h
+        x2, y2 = b.x + b.w / 2, b.y + b.h + 2
+        low = max(y1, y2) + ARC_DROP
+        return f"M {x1:.1f} {y1:.1f} C {x1:.1f} {low:.1f}, {x2:.1f} {low:.1f}, {x2:.1f} {y2:.1f}"
+    x, y = a.x + a.w, a.y + a.h / 2
+    d = [f"M {x:.1f} {y:.1f}"]
+    for x_in, x_out, ly in lanes:
+        mid = (x + x_in) / 2
+        d.append(f"C {mid:.1f} {y:.1f}, {mid:.1f} {ly:.1f}, {x_in:.1f} {ly:.1f} L {x_out:.1f} {ly:.1f}")
+        x, y = x_out, ly
+    x2, y2 = b.x - 2, b.y + b.h / 2
+    mid = (x + x2) / 2
+    d.append(f"C {mid:.1f} {y:.1f}, {mid:.1f} {y2:.1f}, {x2:.1f} {y2:.1f}")
+    return " ".join(d)
+
+
 def render_svg(g: Lineage, *, highlight: str | None = None) -> str:
     """The graph as one ``<svg>`` element; ``highlight`` is a node id drawn emphasised."""
-    placed, width, height = layout(g)
+    lay = layout(g)
+    placed, width, height = lay.placed, lay.width, lay.height
     if not placed:
         return ('<svg class="lineage" xmlns="http://www.w3.org/2000/svg" width="320" height="40" role="img">'
                 '<text x="8" y="24" class="empty">No repos or pipelines yet.</text></svg>')
@@ -208,30 +281,21 @@ def render_svg(g: Lineage, *, highlight: str | None = None) -> str:
         ('<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
          'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" class="arrowhead"/></marker></defs>'),
     ]
-    for e in g.edges:
-        a, b = placed[e.source], placed[e.target]
-        if b.layer - a.layer > 1 or b.layer <= a.layer:
-            # Skips a column (or closes a cut cycle): an arc below the nodes, so it never hides behind
-            # the edges of the columns it passes.
-            x1, y1 = a.x + a.w / 2, a.y + a.h
-            x2, y2 = b.x + b.w / 2, b.y + b.h + 2
-            low = max(y1, y2) + ARC_DROP
-            d = f"M {x1:.1f} {y1:.1f} C {x1:.1f} {low:.1f}, {x2:.1f} {low:.1f}, {x2:.1f} {y2:.1f}"
-        else:
-            x1, y1 = a.x + a.w, a.y + a.h / 2
-            x2, y2 = b.x, b.y + b.h / 2
-            mid = (x1 + x2) / 2
-            d = f"M {x1:.1f} {y1:.1f} C {mid:.1f} {y1:.1f}, {mid:.1f} {y2:.1f}, {x2 - 2:.1f} {y2:.1f}"
+    for i, e in enumerate(g.edges):
+        d = _edge_path(placed[e.source], placed[e.target], lay.routes.get(i, []))
         parts.append(f'<path class="edge" d="{d}" marker-end="url(#arrow)"><title>{escape(e.label)}</title></path>')
     for nid, p in placed.items():
         n = p.node
         cls = f"node {n.kind}" + (" highlight" if nid == highlight else "")
+        if n.state:
+            cls += " st-" + n.state.lower().removeprefix("job_")
         rx = 17 if n.kind == PIPELINE else 5
         body = (
             f'<rect x="{p.x:.1f}" y="{p.y:.1f}" width="{p.w:.1f}" height="{p.h:.1f}" rx="{rx}"/>'
             f'<text x="{p.x + 12:.1f}" y="{p.y + p.h / 2 + 4.5:.1f}">'
             f'<tspan class="kind">{"⚙" if n.kind == PIPELINE else "▤"}</tspan> {escape(n.name)}</text>'
-            f"<title>{escape(n.kind)} {escape(n.name)}</title>"
+            f"<title>{escape(n.kind)} {escape(n.name)}"
+            f"{' · last job ' + escape(n.state.removeprefix('JOB_')) if n.state else ''}</title>"
         )
         if n.href:
             body = f'<a href="{escape(n.href)}">{body}</a>'

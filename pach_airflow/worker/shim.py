@@ -7,9 +7,19 @@ RunUserCode, ``driver_unix.go`` linkData) lives in that script.
 
 Why a shell script and not Python: the script runs *inside the user's image*, which may have no shell,
 no Python, nothing of ours. The init container (or the local runner) puts a static busybox at
-``WORK/bin/busybox``; the script calls only ``$BB <applet>`` for its own needs, never bare ``mv`` or
-``sh``, so it works with any ``PATH``. The user's ``cmd`` is exec'd directly (no shell) with the
-``PATH`` of the image/environment, exactly as Pachyderm does.
+``WORK/bin/busybox``; the script calls only ``$A <applet>`` for its own needs, never bare ``mv`` or
+``sh``, so it works with any ``PATH``: ``$A`` is empty when this busybox runs applets by name itself
+(``FEATURE_SH_STANDALONE``, as Debian's busybox-static does; probed once at start), else ``$BB``. The
+user's ``cmd`` is exec'd directly (no shell) with the ``PATH`` of the image/environment, exactly as
+Pachyderm does.
+
+Speed: every process the loop starts costs a fork (and an exec unless the applet runs in the forked
+shell), which is the shim's whole per-datum cost. The common datum therefore takes four forks and two
+execs: ``ln`` (the input links, replaced in place when the datum has the same inputs as the previous
+one and ``/pfs`` holds nothing else), ``mkdir /pfs/out``, the user's code (``setsid`` then ``cmd``; the
+datum's variables are exported by the shell when their names allow it, else set by ``env``), ``mv
+/pfs/out``. Everything else (timing, logs, the symlink walk of ``/pfs/out``, ``/pfs/.env``) is shell
+builtins.
 
 Per datum ``n`` (``WORK/datums/n``), the script:
 
@@ -32,13 +42,14 @@ At the end it writes ``WORK/done``. The shim's own exit status is 0 unless it co
 from __future__ import annotations
 
 import math
+import re
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from pach_airflow.errors import SpecError
 
-__all__ = ["ShimConfig", "render_shim", "shim_config", "timeout_seconds"]
+__all__ = ["ShimConfig", "exportable", "render_shim", "shim_config", "timeout_seconds"]
 
 def timeout_seconds(value: Any) -> float | None:
     """Seconds of ``datum_timeout`` (protobuf JSON duration ``"600s"``, parsed by
@@ -120,12 +131,30 @@ def _words(items: Sequence[str]) -> str:
     return " ".join(_q(i) for i in items)
 
 
-def render_shim(cfg: ShimConfig, n_datums: int, *, title: str = "") -> str:
+# Names the shell treats specially (or refuses to export): a datum env holding one is passed by `env`.
+_SHELL_SPECIAL = frozenset({"CDPATH", "ENV", "EPOCHREALTIME", "EPOCHSECONDS", "FUNCNAME", "HISTFILE",
+                            "HISTFILESIZE", "HISTSIZE", "HOSTNAME", "IFS", "LINENO", "MAIL", "MAILCHECK",
+                            "MAILPATH", "OLDPWD", "OPTARG", "OPTIND", "PATH", "PPID", "PS1", "PS2", "PS3",
+                            "PS4", "PWD", "RANDOM", "SECONDS", "SHELL", "SHLVL", "TMOUT", "UID", "EUID",
+                            "BB_ASH_VERSION", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_COLLATE",
+                            "LC_MESSAGES", "LC_NUMERIC", "LC_TIME", "TERM", "COLUMNS", "LINES"})
+
+
+def exportable(names: Iterable[str]) -> bool:
+    """True when the shell can ``export`` every one of ``names`` exactly as ``env`` would set it."""
+    return all(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", n) and n not in _SHELL_SPECIAL and
+               not n.startswith(("BASH", "LC_")) for n in names)
+
+
+def render_shim(cfg: ShimConfig, n_datums: int, *, title: str = "", env_names: Iterable[str] | None = None) -> str:
     """The text of ``WORK/shim.sh`` for ``n_datums`` datums staged as ``WORK/datums/0..n-1``.
 
     Every user string goes through :func:`shlex.quote`. Stdin texts are not in the script: stage writes
     them to ``WORK/stdin`` and ``WORK/err_stdin`` (see :func:`pach_airflow.worker.stage.write_shim`).
+    ``env_names``: every variable name of every datum's ``env`` file; when the shell can export them all
+    (:func:`exportable`), the user's code starts without an extra ``env`` exec. ``None``: always ``env``.
     """
+    use_export = env_names is not None and exportable(env_names)
     timeout = "" if cfg.datum_timeout is None else str(max(1, math.ceil(cfg.datum_timeout)))
     accept = "|".join(["0", *(str(c) for c in cfg.accept_return_code)])
     # cmd[0] is looked up in PATH by the shim (see lookpath) and passed as an absolute path: busybox
@@ -133,11 +162,15 @@ def render_shim(cfg: ShimConfig, n_datums: int, *, title: str = "") -> str:
     prefix = _words(cfg.user_prefix)
     cmd_args = _words(cfg.cmd[1:])
     err_args = _words(cfg.err_cmd[1:]) if cfg.err_cmd else ""
+    # The datum's variables: exported by this (forked) shell when every name allows it, else by `env`.
+    env_setup = '    [ "$#" = 0 ] || export "$@"\n' if use_export else ""
+    # (setsid finds `env` by path: whether it would prefer its own applet to PATH depends on the build.)
+    env_cmd = "" if use_export else "$BB env -- \"$@\" "
     header = f"# {title}\n" if title else ""
     # The script body. Shell variables used throughout:
     #   W work dir, BB busybox, P /pfs, d the datum dir, t0 attempt start (centiseconds)
     return f"""# Generated by pach_airflow.worker.shim: the per-datum loop. Run as: WORK/bin/busybox sh WORK/shim.sh
-{header}# Calls only $BB applets for its own needs, so it runs in images without a shell.
+{header}# Calls only busybox applets ($A, $BB) for its own needs, so it runs in images without a shell.
 case "$0" in */*) W="${{0%/*}}" ;; *) W=. ;; esac
 W=$(cd "$W" && pwd) || exit 70
 BB="$W/bin/busybox"
@@ -164,12 +197,20 @@ OWNER=; if [ -f "$W/owner" ]; then read -r OWNER < "$W/owner"; fi
 # (busybox sh itself opens /dev/null for background jobs, which every container runtime provides.)
 if [ -c /dev/null ]; then NULL=/dev/null; EMPTY=/dev/null; else NULL="$W/.null"; EMPTY="$W/.empty"; : > "$EMPTY"; fi
 
+# A: how the shim calls an applet. A busybox built with FEATURE_SH_STANDALONE (Debian's busybox-static)
+# runs `rm` as its own applet whatever PATH says, in the forked shell, without an exec: then A is empty.
+# Any other build: A=$BB (fork + exec of $BB). Probed once, in a subshell, with a PATH that has nothing.
+# (Applets that are not run in the shell re-exec /proc/self/exe, hence the check for it.)
+# PACH_AIRFLOW_SHIM_EXEC_APPLETS=1 forces the exec'ing way (a busybox whose applets misbehave by name).
+if [ "${{PACH_AIRFLOW_SHIM_EXEC_APPLETS:-}}" != 1 ] && [ -e /proc/self/exe ] &&
+   ( PATH=/.pach-airflow-no-path; exec basename / ) >"$NULL" 2>&1; then A=; else A=$BB; fi
+
 # Epoch time in centiseconds: busybox date has no %N, so /proc/uptime gives the fraction.
-E0=$($BB date +%s)
+E0=$($A date +%s)
 if [ -r /proc/uptime ]; then
   up() {{ read -r _u _rest < /proc/uptime; _u="${{_u%.*}}${{_u#*.}}"; }}
 else
-  up() {{ _u=$(( ($($BB date +%s) - E0) * 100 + U0 )); }}
+  up() {{ _u=$(( ($($A date +%s) - E0) * 100 + U0 )); }}
 fi
 U0=0; up; U0=$_u
 now() {{ up; _now=$(( E0 * 100 + _u - U0 )); }}
@@ -179,27 +220,48 @@ log() {{ now; fmt "$_now"; printf '%s %s\\n' "$_fmt" "$*" >> "$d/log"; }}
 
 accepted() {{ case "$1" in {accept}) return 0 ;; esac; return 1; }}
 
-# Shell builtins (kill, printf, read, test) are part of busybox sh itself; every other command is $BB's.
-# Execs are the shim's main cost, so each step below uses as few as it can.
+# Shell builtins (kill, printf, read, test) are part of busybox sh itself; every other command is $A's.
+# Forks and execs are the shim's main cost, so each step below uses as few as it can.
 clear_pfs() {{
+  LINKED=
   set --
   for _e in "$P"/* "$P"/.[!.]* "$P"/..?*; do
     if [ -e "$_e" ] || [ -L "$_e" ]; then set -- "$@" "$_e"; fi
   done
-  [ "$#" = 0 ] || $BB rm -rf -- "$@"
+  [ "$#" = 0 ] || $A rm -rf -- "$@"
+}}
+
+# LINKED: "/name/name..." of the input links the last attempt made in /pfs ("" = rebuild /pfs).
+LINKED=
+# pfs_is_ours: /pfs holds only those links and a plain .env (no out: it was moved away), i.e. nothing the
+# user's code left there; then the next datum may relink in place instead of clearing /pfs.
+pfs_is_ours() {{
+  [ -n "$LINKED" ] || return 1
+  for _e in "$P"/* "$P"/.[!.]* "$P"/..?*; do
+    [ -e "$_e" ] || [ -L "$_e" ] || continue
+    _n=${{_e##*/}}
+    if [ "$_n" = .env ]; then [ -f "$_e" ] && [ ! -L "$_e" ] || return 1; continue; fi
+    case "$LINKED/" in *"/$_n/"*) [ -L "$_e" ] || return 1 ;; *) return 1 ;; esac
+  done
 }}
 
 # Makes /pfs look like Pachyderm's for one attempt: inputs linked (driver_unix.go linkData), .env, empty out.
 setup_pfs() {{
-  clear_pfs || return 1
-  set --
-  for _i in "$d"/pfs/*; do [ -e "$_i" ] && set -- "$@" "$_i"; done
-  [ "$#" = 0 ] || $BB ln -s "$@" "$P/" || return 1
+  set --; _names=
+  for _i in "$d"/pfs/*; do [ -e "$_i" ] && {{ set -- "$@" "$_i"; _names="$_names/${{_i##*/}}"; }}; done
+  if [ -n "$_names" ] && [ "$_names" = "$LINKED" ] && pfs_is_ours; then
+    # The same input names as the last datum: one `ln -sf` points each link at this datum's inputs.
+    $A ln -sf -- "$@" "$P/" || return 1
+  else
+    clear_pfs || return 1
+    [ "$#" = 0 ] || $A ln -s -- "$@" "$P/" || return 1
+  fi
+  LINKED=$_names
   if [ -f "$d/dotenv" ]; then
     while IFS= read -r _l || [ -n "$_l" ]; do printf '%s\\n' "$_l"; done < "$d/dotenv" > "$P/.env" || return 1
   fi
-  $BB mkdir "$P/out" || return 1
-  if [ -n "$OWNER" ]; then $BB chown "$OWNER" "$P/out" || return 1; fi
+  $A mkdir "$P/out" || return 1
+  if [ -n "$OWNER" ]; then $A chown "$OWNER" "$P/out" || return 1; fi
 }}
 
 # lookpath NAME: sets _prog to NAME's absolute path, searched in PATH as Go's exec.LookPath does (a name
@@ -236,22 +298,22 @@ run_user() {{
     while IFS= read -r _l || [ -n "$_l" ]; do _envtext="$_envtext$_l
 "; done < "$d/env"
     eval "set -- $_envtext"
-    if [ "$_kind" = cmd ]; then
-      exec $BB setsid $BB env -- "$@" {prefix} "$_prog" {cmd_args} < "$_in" >> "$d/log" 2>&1
+{env_setup}    if [ "$_kind" = cmd ]; then
+      exec $A setsid {env_cmd}{prefix} "$_prog" {cmd_args} < "$_in" >> "$d/log" 2>&1
     else
-      exec $BB setsid $BB env -- "$@" {prefix} "$_prog" {err_args} < "$_in" >> "$d/log" 2>&1
+      exec $A setsid {env_cmd}{prefix} "$_prog" {err_args} < "$_in" >> "$d/log" 2>&1
     fi
   ) &
   _pid=$!
   _wd=
   if [ -n "$_secs" ]; then
-    $BB setsid $BB sh -c '"$1" sleep "$2"; : > "$3"; "$1" kill -KILL "-$4" 2>"$5"' _ "$BB" "$_secs" "$d/.timed_out" "$_pid" "$NULL" &
+    $A setsid $BB sh -c '"$1" sleep "$2"; : > "$3"; "$1" kill -KILL "-$4" 2>"$5"' _ "$BB" "$_secs" "$d/.timed_out" "$_pid" "$NULL" &
     _wd=$!
   fi
   wait "$_pid"; rc=$?
   if [ -n "$_wd" ]; then kill -KILL "-$_wd" 2>"$NULL"; wait "$_wd" 2>"$NULL"; fi
   kill -KILL "-$_pid" 2>"$NULL"
-  if [ -e "$d/.timed_out" ]; then timed_out=1; $BB rm -f "$d/.timed_out"; fi
+  if [ -e "$d/.timed_out" ]; then timed_out=1; $A rm -f "$d/.timed_out"; fi
   return 0
 }}
 
@@ -282,11 +344,12 @@ run_datum() {{
   done
   if [ "$state" != SUCCESS ] && [ "$recovered" = 1 ]; then state=RECOVERED; fi
   [ "$state" = SUCCESS ] && [ -d "$P/out" ] && materialize_links
-  if [ -e "$d/out" ] || [ -L "$d/out" ]; then $BB rm -rf -- "$d/out"; fi
-  if [ -d "$P/out" ]; then
-    $BB mv -- "$P/out" "$d/out" 2>"$NULL" || {{ $BB cp -a -- "$P/out" "$d/out" && $BB rm -rf -- "$P/out"; }}
+  if [ -e "$d/out" ] || [ -L "$d/out" ]; then $A rm -rf -- "$d/out"; fi
+  if [ -d "$P/out" ] && [ ! -L "$P/out" ]; then
+    $A mv -- "$P/out" "$d/out" 2>"$NULL" || {{ LINKED=; $A cp -a -- "$P/out" "$d/out" && $A rm -rf -- "$P/out"; }}
   else
-    $BB mkdir -p "$d/out"
+    LINKED=  # the code replaced /pfs/out: start the next datum from a clean /pfs
+    $A mkdir -p "$d/out"
   fi
   now
   printf '%s\\n' "$try" > "$d/tries"
@@ -297,19 +360,39 @@ run_datum() {{
   printf '%s\\n' "$state" > "$d/state"
   # The container's / runner's own log shows every datum (Airflow task logs, kubectl logs).
   echo "== datum $1: $state after $try attempt(s)${{reason:+: $reason}}"
-  $BB cat "$d/log" 2>"$NULL"
+  show_log
+}}
+
+# show_log: the datum's log on the shim's stdout. `read` costs a syscall per byte, so builtins copy the
+# first lines (usually all there is) and `cat` the rest of a long log.
+show_log() {{
+  {{
+    _k=0; _l=
+    while [ "$_k" -lt 8 ] && IFS= read -r _l; do printf '%s\n' "$_l"; _k=$((_k + 1)); _l=; done
+    if [ "$_k" = 8 ]; then $A cat; elif [ -n "$_l" ]; then printf '%s\n' "$_l"; fi
+  }} < "$d/log" 2>"$NULL"
 }}
 
 # Symlinks in /pfs/out to files outside /pfs (say /tmp/model.bin) are replaced by copies here, where the
 # user's filesystem is visible: in a pod, upload runs in another container. Links into /pfs stay links;
 # upload resolves them by reference (Pachyderm's handleSymlinks; the empty_files trick).
-materialize_links() {{
-  $BB find "$P/out" -type l | while IFS= read -r _lnk; do
-    _tgt=$($BB readlink -f "$_lnk") || continue
-    case "$_tgt" in "$P"|"$P"/*|"$d"/*) continue ;; esac
-    [ -e "$_tgt" ] || continue
-    $BB rm -f "$_lnk" && $BB cp -RL "$_tgt" "$_lnk"
+# The walk is builtins only (globs and tests): the common /pfs/out has no links and costs no process.
+materialize_links() {{ walk_links "$P/out"; }}
+walk_links() {{
+  local _f
+  for _f in "$1"/* "$1"/.[!.]* "$1"/..?*; do
+    if [ -L "$_f" ]; then
+      materialize_link "$_f"
+    elif [ -d "$_f" ]; then
+      walk_links "$_f"
+    fi
   done
+}}
+materialize_link() {{
+  _tgt=$($A readlink -f "$1") || return 0
+  case "$_tgt" in "$P"|"$P"/*|"$d"/*) return 0 ;; esac
+  [ -e "$_tgt" ] || return 0
+  $A rm -f "$1" && $A cp -RL "$_tgt" "$1"
 }}
 
 # err_cmd after a failed attempt, under what is left of the attempt's datum_timeout.

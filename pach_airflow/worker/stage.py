@@ -260,11 +260,13 @@ def stage_set(store, pipeline: str, job_id: str, set_id: str, work: str | os.Pat
     (w.root / "bin").mkdir(exist_ok=True)
     downloads = _Downloads()
     walk_cache: dict = {}
+    env_names: set[str] = set()
     for n, d in enumerate(datums):
         dd = w.datum(n)
         dd.pfs.mkdir(parents=True, exist_ok=True)
         manifest = _plan_datum(store, dd.pfs, d.get("inputs") or [], downloads, walk_cache)
         env = datum_env(spec, pipeline, job, d)
+        env_names.update(k for k, _ in (*secrets, *env))
         write_text_atomic(dd.path / "inputs.json", json.dumps(manifest, sort_keys=True))
         # Secrets go into the datum's exec env only, never into /pfs/.env (which users may copy out).
         write_text_atomic(dd.path / "env", format_env_file([*secrets, *env]), mode=0o600 if secrets else 0o644)
@@ -279,8 +281,8 @@ def stage_set(store, pipeline: str, job_id: str, set_id: str, work: str | os.Pat
     write_text_atomic(w.set_file, json.dumps({"pipeline": pipeline, "job": job_id, "set": set_id,
                                               "datums": [{"id": d["id"], "hash": d.get("hash"),
                                                           "inputs": d.get("inputs") or []} for d in datums]}))
-    write_text_atomic(w.shim, render_shim(cfg, len(datums), title=f"pipeline {pipeline}, job {job_id}, set {set_id}"),
-                      mode=0o755)
+    write_text_atomic(w.shim, render_shim(cfg, len(datums), title=f"pipeline {pipeline}, job {job_id}, set {set_id}",
+                                          env_names=env_names), mode=0o755)
     if shared:
         # The shim writes WORK/done and each datum's log, state and out/ under the image's user.
         for p in (w.root, w.root / "datums", *(w.datum(n).path for n in range(len(datums)))):

@@ -247,6 +247,12 @@ def job_cases() -> list[dict]:
                              "job": {"data_failed": 1, "data_processed": 0},
                              "logs_count": {"attempt-marker": 5},
                              "datum_states": {"/": "FAILED"}}))
+    cs.append(case("job-datum-tries-literal", f"{PT} TestDatumTries", one, pfs("data", "data", "/"),
+                   [[("data", "/")]],
+                   "The test literally: cmd 'unknown', datum_tries 5, five 'errored running user code' log lines.",
+                   False, kind="job",
+                   expected={"transform": {"cmd": ["unknown"]}, "spec": {"datum_tries": 5},
+                             "job_state": "JOB_FAILURE", "logs_count": {"errored running user code": 5}}))
     cs.append(case("job-datum-tries-default", f"{PT} TestDatumTries + defaults.go (datum_tries 3)", one,
                    pfs("data", "data", "/"), [[("data", "/")]],
                    "datum_tries defaults to 3 (src/server/pps/server/defaults.go; transform/worker.go "
@@ -338,6 +344,60 @@ def job_cases() -> list[dict]:
                    expected={"transform": {"cmd": ["sh"], "stdin": ["touch /pfs/out/x"]},
                              "steps": [{"commit": {"b": []}, "job_state": "JOB_SUCCESS", "job": {"data_total": 0},
                                         "output": {}}]}))
+    cs.append(case("job-cross-never-committed-side", f"{PT} TestSkippedDatums (a pipeline runs one empty job first)",
+                   {"a": files(["/x"]), "b": []}, {"cross": [pfs("a", "a", "/*"), pfs("b", "b", "/*")]}, [],
+                   "An input repo with no commit at all counts as empty: the job has zero datums and succeeds.",
+                   True, kind="job",
+                   expected={"transform": {"cmd": ["sh"], "stdin": ["touch /pfs/out/x"]},
+                             "job_state": "JOB_SUCCESS", "job": {"data_total": 0}, "output": {}}))
+    tj = f"{PACH}:src/server/worker/pipeline/transform/worker.go:131-180 + pending_job.go:93-130"
+    cs.append(case("job-skip-chain-then-delete", f"{tj} (TestPipelineInputDataModification)", {"data": []},
+                   pfs("data", "data", "/*"), singles("data", ["/b", "/c"]),
+                   "A datum skipped in job 2 still owns its output from job 1: deleting its file in job 3 "
+                   "removes that output.", True, kind="job",
+                   expected={"transform": {"cmd": ["sh"], "stdin": ["cp $data /pfs/out/"]},
+                             "steps": [{"commit": {"data": [{"put": "/a", "content": "1"}, {"put": "/b", "content": "2"}]},
+                                        "job": {"data_processed": 2}},
+                                       {"commit": {"data": [{"put": "/c", "content": "3"}]},
+                                        "job": {"data_processed": 1, "data_skipped": 2}},
+                                       {"commit": {"data": [{"delete": "/a"}]}, "job_state": "JOB_SUCCESS",
+                                        "job": {"data_processed": 0, "data_skipped": 2, "data_total": 2},
+                                        "output": {"/b": "2", "/c": "3"}}]}))
+    cs.append(case("job-failed-job-in-the-middle", f"{tj} (the base is the last successful job)", {"data": []},
+                   pfs("data", "data", "/*"), singles("data", ["/b", "/c", "/d"]),
+                   "Job 2 fails on the new datum /c. New datums run first (parallel phase); when one fails "
+                   "the job fails before the serial phase, which is where datums of the base job are "
+                   "skipped, so job 2 reports data_skipped 0 (registry.go:296-316 and 381-386; worker.go "
+                   "counts Total in the parallel task and Skipped in the serial one). Job 3 (c fixed, a "
+                   "deleted) takes job 1 as its base: b skipped, c processed, a's output removed; job 4 "
+                   "skips b and c.", True, kind="job",
+                   expected={"transform": {"cmd": ["sh"], "stdin": ["grep -q bad $data && exit 1", "cp $data /pfs/out/"]},
+                             "spec": {"datum_tries": 1},
+                             "steps": [{"commit": {"data": [{"put": "/a", "content": "1"}, {"put": "/b", "content": "2"}]},
+                                        "job_state": "JOB_SUCCESS"},
+                                       {"commit": {"data": [{"put": "/c", "content": "bad"}]}, "job_state": "JOB_FAILURE",
+                                        "job": {"data_processed": 0, "data_skipped": 0, "data_failed": 1,
+                                                "data_total": 3}},
+                                       {"commit": {"data": [{"put": "/c", "content": "good"}, {"delete": "/a"}]},
+                                        "job_state": "JOB_SUCCESS",
+                                        "job": {"data_processed": 1, "data_skipped": 1, "data_total": 2},
+                                        "output": {"/b": "2", "/c": "good"}},
+                                       {"commit": {"data": [{"put": "/d", "content": "4"}]}, "job_state": "JOB_SUCCESS",
+                                        "job": {"data_processed": 1, "data_skipped": 2},
+                                        "output": {"/b": "2", "/c": "good", "/d": "4"}}]}))
+    cs.append(case("job-failed-new-datum-stops-serial-phase", f"{tj} + registry.go:284-316,381-386", {"data": []},
+                   pfs("data", "data", "/*"), singles("data", ["/a", "/b", "/c"]),
+                   "Job 2 adds a failing datum /c and changes /b. The new datum runs in the parallel phase and "
+                   "fails, so the serial phase (skip /a, rerun the changed /b) never runs: nothing processed, "
+                   "nothing skipped, one failure.", True, kind="job",
+                   expected={"transform": {"cmd": ["sh"], "stdin": ["grep -q bad $data && exit 1", "cp $data /pfs/out/"]},
+                             "spec": {"datum_tries": 1},
+                             "steps": [{"commit": {"data": [{"put": "/a", "content": "1"}, {"put": "/b", "content": "2"}]},
+                                        "job_state": "JOB_SUCCESS"},
+                                       {"commit": {"data": [{"put": "/c", "content": "bad"}, {"put": "/b", "content": "22"}]},
+                                        "job_state": "JOB_FAILURE",
+                                        "job": {"data_processed": 0, "data_skipped": 0, "data_failed": 1,
+                                                "data_total": 3}}]}))
     cs.append(case("job-duplicate-output-skipped-collision", f"{PT} TestValidationFailure + semantics §4.5",
                    {"data": []}, pfs("data", "data", "/*"), singles("data", ["/a", "/b"]),
                    "A new datum writing the same path as a skipped datum's inherited output is a "
@@ -510,6 +570,49 @@ def job_cases() -> list[dict]:
                                        {"commit": {"b": [{"put": "/2", "content": "B"}]},
                                         "job": {"data_processed": 1, "data_skipped": 1},
                                         "output": {"/1": "ab", "/2": "aB"}}]}))
+    cs.append(case("job-env-only-present-inputs", f"{drv}:560-575 (UserCodeEnv iterates the datum's inputs)",
+                   {"a": files(["/1", "/2"]), "b": files(["/2"])},
+                   {"join": [pfs("a", "a", "/(*)", join_on="$1", outer_join=True), pfs("b", "b", "/(*)", join_on="$1")]},
+                   [[("a", "/1")], [("a", "/2"), ("b", "/2")]],
+                   "An outer-join datum holding only a's file has no $b and no PACH_DATUM_b_JOIN_ON.", True, kind="job",
+                   expected={"transform": {"cmd": ["sh"], "stdin": [
+                       "echo \"${b-unset}|${PACH_DATUM_b_JOIN_ON-unset}|$PACH_DATUM_a_JOIN_ON\" > /pfs/out/$(basename $a)"]},
+                             "job_state": "JOB_SUCCESS", "output": {"/1": "unset|unset|1\n", "/2": "/pfs/b/2|2|2\n"}}))
+    cs.append(case("job-empty-group-key-no-env", f"{drv}:568-573 (only non-empty keys are exported)",
+                   {"a": files(["/1", "/2"])}, {"group": [pfs("a", "a", "/(*)", group_by="$9")]},
+                   [[("a", "/1"), ("a", "/2")]],
+                   "group_by '$9' names no capture: every key is '' (one group) and PACH_DATUM_a_GROUP_BY is not set.",
+                   True, kind="job",
+                   expected={"transform": {"cmd": ["sh"], "stdin": ["echo \"${PACH_DATUM_a_GROUP_BY-unset}\" > /pfs/out/g"]},
+                             "job_state": "JOB_SUCCESS", "output": {"/g": "unset\n"}}))
+    hello = {"data": files(["/file"], "hello")}
+    cs.append(case("job-empty-files-input", f"{PT} TestEmptyFiles + pps.proto PFSInput.empty_files",
+                   hello, pfs("data", "data", "/*", empty_files=True), [[("data", "/file")]],
+                   "empty_files stages zero-byte placeholders; a symlink to one in /pfs/out uploads the real "
+                   "content (TestEmptyFiles).", True, kind="job",
+                   expected={"transform": {"cmd": ["sh"], "stdin": ["wc -c < $data | tr -d ' ' > /pfs/out/size",
+                                                                    "ln -s $data /pfs/out/link"]},
+                             "job_state": "JOB_SUCCESS", "output": {"/size": "0\n", "/link": "hello"}}))
+    cs.append(case("job-lazy-input-readable", f"{PT} TestLazyPipeline", hello, pfs("data", "data", "/*", lazy=True),
+                   [[("data", "/file")]], "A lazy input reads the same bytes (a named pipe in Pachyderm).", True,
+                   kind="job",
+                   expected={"transform": {"cmd": ["sh"], "stdin": ["cat $data > /pfs/out/copy"]},
+                             "job_state": "JOB_SUCCESS", "output": {"/copy": "hello"}}))
+    five = {"data": files([f"/f{i}" for i in range(5)], lambda p: p[1:])}
+    cs.append(case("job-datum-set-spec-same-result", f"{PACH}:src/server/worker/pipeline/transform/registry.go:431-452",
+                   five, pfs("data", "data", "/*"), singles("data", [f"/f{i}" for i in range(5)]),
+                   "datum_set_spec only packs datums into work units: results are the same.", True, kind="job",
+                   expected={"transform": {"cmd": ["sh"], "stdin": ["cp $data /pfs/out/"]},
+                             "spec": {"datum_set_spec": {"number": 2}},
+                             "job_state": "JOB_SUCCESS", "output": {f"/f{i}": f"f{i}" for i in range(5)}}))
+    odd = ["a b", "h#sh", "pct%41", "k=v&x", "comma,semi;colon:", "q'uote", "back\\slash", "~tilde", ".dot", "d i r/f $1"]
+    cs.append(case("job-output-special-names", f"{PACH}:src/internal/storage/paths.go:15-30 (ValidateFilename)",
+                   one, pfs("data", "data", "/*"), [[("data", "/file")]],
+                   "Output names may hold any printable ASCII but the glob characters.", True, kind="job",
+                   expected={"transform": {"cmd": ["sh"], "stdin": ['mkdir -p "/pfs/out/d i r"'] + [
+                       f"printf %s '{n}' > '/pfs/out/{n}'" if "'" not in n else f'printf %s "{n}" > "/pfs/out/{n}"'
+                       for n in odd]},
+                             "job_state": "JOB_SUCCESS", "output": {"/" + n: n for n in odd}}))
     t1, t2, t3 = "2025-01-09T14:41:45Z", "2025-01-09T14:41:55Z", "2025-01-09T14:42:05Z"
     cron_src = f"{PT} TestCronPipeline"
 
@@ -765,6 +868,15 @@ def semantics_cases() -> list[dict]:
                    "The key task writes every input of every child datum under its key, with no de-duplication: "
                    "x:/9 is in both cross datums, so the one group datum lists it twice. Read from code, "
                    "untested upstream.", True))
+    j("join-outer-several-files-one-side", {"join": [jp("a", True, glob="/(*)-*"), jp("b")]},
+      [[("a", "/k-1")], [("a", "/k-2")], [("a", "/m-1"), ("b", "/m")]],
+      "Key k is only on the outer side, with two files: the cross over the present outer children gives "
+      "one datum per file (newCrossListIterator).", {"a": files(["/k-1", "/k-2", "/m-1"]), "b": files(["/m"])})
+    j("join-over-union-pools-files", {"join": [{"union": [pfs("u", "a", "/(*)", join_on="$1"),
+                                                          pfs("u", "b", "/(*)", join_on="$1")]}, jp("c")]},
+      [[("u", "/3"), ("c", "/3")], [("u", "/3"), ("c", "/3")], [("u", "/4"), ("c", "/4")]],
+      "A union child pools its branches' files: key 3 has a:/3 and b:/3 (both named u), each paired with "
+      "c:/3 (two datums, different ids since the repos differ); key 4 only b:/4.", ab)
     g_ = f"{PACH}:src/server/worker/datum/worker.go:266-272 (group merge)"
     cs.append(case("group-empty-group-by", g_, ab, {"group": [pfs("a", "a", "/*")]},
                    [[("a", "/1"), ("a", "/2"), ("a", "/3")]],
@@ -803,6 +915,11 @@ def semantics_cases() -> list[dict]:
     cs.append(case("union-empty-branch", u, {"a": files(["/1"]), "d": []},
                    {"union": [pfs("a", "a", "/*"), pfs("d", "d", "/*")]}, [[("a", "/1")]],
                    "An empty branch adds nothing to a union.", True, expected=EMPTY_D))
+    cs.append(case("pfs-input-other-branch", f"{PACH}:src/pps/pps.proto:100-128 (PFSInput.branch)",
+                   {"data": []}, pfs("data", "data", "/*", branch="dev"), [[("data", "/x")]],
+                   "The input reads its own branch only.", True,
+                   expected={"steps": [{"commit": {"data@dev": [{"put": "/x", "content": "1"}],
+                                                   "data": [{"put": "/y", "content": "2"}]}}]}))
     cs.append(case("empty-commit-root-glob", f"{PACH}:src/internal/storage/fileset/dir_inserter.go (semantics §2 Empty inputs)",
                    {"data": []}, pfs("data", "data", "/"), [],
                    "A commit with no files has no root entry: glob '/' gives zero datums.", True,

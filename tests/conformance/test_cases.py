@@ -35,7 +35,12 @@ _B3 = ("H8-B3: glob.clean_glob cleans '/'+pattern; pfsfile.CleanPath is path.Cle
        "relative '../x' stays '/../x' and matches nothing")
 _B4 = ("H8-B4: GlobFile reads only paths starting with storage.GlobLiteralPrefix(glob), the raw text before "
        "the first [*?[]{}!()@+^]; a '\\' escape in it leaves no match in Pachyderm, ours matches")
+_B5 = ("H8-B5: a job runs new and changed datums in one phase and counts base datums as skipped; Pachyderm "
+       "runs new datums first and, if one fails, fails the job before the serial phase that skips unchanged "
+       "and reruns changed datums (registry.go:296-316, 381-386): data_skipped 0, changed datums not run")
 KNOWN_BUGS: dict[str, str] = {
+    "job:job-failed-job-in-the-middle": _B5,
+    "job:job-failed-new-datum-stops-serial-phase": _B5,
     "datum:join-empty-join-on-crosses": _B1,
     "datum:group-empty-group-by": _B1,
     "datum:group-in-cross": _B1,
@@ -88,17 +93,19 @@ def _put_tree(pach, tmp: pathlib.Path, repo: str, files: list[dict]) -> None:
     pach("finish", "commit", f"{repo}@master")
 
 
-def _commit(pach, repo: str, ops: list[dict]) -> None:
-    """One commit applying the case ops in order; no ops = an empty commit."""
-    pach("start", "commit", f"{repo}@master")
+def _commit(pach, target: str, ops: list[dict]) -> None:
+    """One commit on ``repo`` (master) or ``repo@branch`` applying the case ops in order; no ops = an
+    empty commit."""
+    rb = target if "@" in target else f"{target}@master"
+    pach("start", "commit", rb)
     for op in ops:
         if "delete" in op:
-            pach("delete", "file", f"{repo}@master:{op['delete']}")
+            pach("delete", "file", f"{rb}:{op['delete']}")
         elif "append" in op:
-            pach("put", "file", f"{repo}@master:{op['append']}", "-f", "-", "-a", stdin=op["content"])
+            pach("put", "file", f"{rb}:{op['append']}", "-f", "-", "-a", stdin=op["content"])
         else:
-            pach("put", "file", f"{repo}@master:{op['put']}", "-f", "-", stdin=op["content"])
-    pach("finish", "commit", f"{repo}@master")
+            pach("put", "file", f"{rb}:{op['put']}", "-f", "-", stdin=op["content"])
+    pach("finish", "commit", rb)
 
 
 def _setup_repos(pach, tmp: pathlib.Path, case: dict) -> None:
@@ -148,7 +155,7 @@ def _write_spec(tmp: pathlib.Path, name: str, spec: dict) -> pathlib.Path:
 def _glob_file(pach, case: dict) -> Counter:
     """What ``glob file`` prints for a lone PFS input, as one-file datums."""
     leaf = case["input_spec"]["pfs"]
-    rows = pach("glob", "file", f"{leaf['repo']}@master:{leaf['glob']}", "-o", "json").json_lines()
+    rows = pach("glob", "file", f"{leaf['repo']}@{leaf.get('branch', 'master')}:{leaf['glob']}", "-o", "json").json_lines()
     return Counter(((leaf["name"], r["path"]),) for r in rows)
 
 
@@ -160,12 +167,17 @@ def _single_pfs(case: dict) -> bool:
 def test_datum_case(pach, tmp_path, case):
     if case.get("via") == "glob file":
         pytest.skip("a pipeline refuses this input; test_glob_file_case runs it")
+    run_datum_case(pach, tmp_path, case)
+
+
+def run_datum_case(pach, tmp_path: pathlib.Path, case: dict) -> None:
     _setup_repos(pach, tmp_path, case)
     for step in (case.get("expected") or {}).get("steps", []):
         _apply_step(pach, step)
     spec = {"pipeline": {"name": "conformance"}, "transform": {"image": "busybox:1.36", "cmd": ["true"]},
             "input": case["input_spec"]}
     rows = pach("list", "datum", "-f", str(_write_spec(tmp_path, "spec", spec)), "-o", "json").json_lines()
+    branches = {leaf.get("branch", "master") for leaf in _leaves(case["input_spec"])}
     got, want = _files_only(_datum_multiset(rows), case), _expected_multiset(case)
     assert got == want, (f"{case['id']} ({case['source']}): {case['notes']}\n"
                          f"glob(s): {[leaf['glob'] for leaf in _leaves(case['input_spec'])]}\n{_diff(got, want)}")
@@ -173,7 +185,7 @@ def test_datum_case(pach, tmp_path, case):
         assert len(rows) == case["expected_count"]
     for row in rows:
         for f in row["files"]:
-            assert f["branch"] == "master" and f["hash"], row
+            assert f["branch"] in branches and f["hash"], row
 
 
 @pytest.mark.parametrize("case", [p for p in _params(("datum", "glob"), "glob file") if _single_pfs(p.values[0])])
@@ -249,6 +261,10 @@ class _Runner:
             out = self.outputs()
             if "output" in want:
                 assert out == want["output"], ctx
+                # list file shows the top level: files, and directories with a trailing '/'
+                top = {"/" + p.split("/")[1] + ("/" if p.count("/") > 1 else "") for p in want["output"]}
+                listed = {r["path"] for r in self.pach("list", "file", "p@master:/", "-o", "json").json_lines()}
+                assert listed == top, f"{ctx}\nlist file: {sorted(listed)}"
             if "output_files" in want:
                 assert sorted(out) == sorted(want["output_files"]), ctx
             if "output_file_count" in want:
@@ -274,6 +290,10 @@ def job_env(tmp_path, monkeypatch):
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("case", _params(("job",), "job"))
 def test_job_case(pach, tmp_path, job_env, case):
+    run_job_case(pach, tmp_path, case)
+
+
+def run_job_case(pach, tmp_path: pathlib.Path, case: dict) -> None:
     _setup_repos(pach, tmp_path, case)
     runner = _Runner(pach, tmp_path, case)
     steps = case["expected"].get("steps")

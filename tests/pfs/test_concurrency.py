@@ -16,6 +16,7 @@ import time
 
 import pytest
 
+from pach_airflow.errors import NotFound
 from pach_airflow.pfs import open_store
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -128,29 +129,51 @@ def test_killed_put_leaves_no_commit(store, store_url, tmp_path, where):
     assert [f.path for f in open_store(store_url).walk("r", "master")] == ["/after", "/before"]
 
 
-def test_killed_between_manifest_and_head(store, store_url):
-    """A writer killed after writing its commit metadata but before moving the head leaves no trace
-    in any listing (the head is the only thing that makes a commit visible)."""
+_DIE_AT = textwrap.dedent("""
+    import os, signal, sys
+    from pach_airflow.pfs import open_store
+    store = open_store(sys.argv[1])
+    where = sys.argv[2]
+    for name in ("put", "put_if_match"):
+        real = getattr(store.backend, name)
+        def hook(key, *args, _real=real, _name=name):
+            if (where == "before-swap" and _name == "put_if_match" and "/branches/" in key) or (
+                    where == "after-swap" and _name == "put" and "/commits/" in key):
+                os.kill(os.getpid(), signal.SIGKILL)
+            return _real(key, *args)
+        setattr(store.backend, name, hook)
+    with store.open_commit("r", "master") as c:
+        print(c.commit_id, flush=True)
+        c.put_file("/b", b"b")
+""")
+
+
+@pytest.mark.parametrize("where", ["before-swap", "after-swap"])
+def test_killed_around_the_head_swap(store, store_url, where):
+    """Killed just before the compare-and-swap of the branch head: no trace of the commit anywhere, not
+    even by its id. Killed just after it: the commit is there, whole, and the history stays intact."""
     store.create_repo("r")
     store.put_file("r", "master", "/a", b"a")
     head = store.inspect_commit("r", "master").id
-    code = textwrap.dedent("""
-        import os, signal, sys
-        from pach_airflow.pfs import open_store
-        store = open_store(sys.argv[1])
-        real = store.backend.put_if_match
-        def die(key, data, etag):
-            if "/branches/" in key:
-                os.kill(os.getpid(), signal.SIGKILL)
-            return real(key, data, etag)
-        store.backend.put_if_match = die
-        store.put_file("r", "master", "/b", b"b")
-    """)
-    p = subprocess.run([sys.executable, "-c", code, store_url], cwd=ROOT, check=False)
-    assert p.returncode == -signal.SIGKILL
-    assert store.inspect_commit("r", "master").id == head
-    assert _history_ids(store, "r") == [head]
-    assert [f.path for f in store.walk("r", "master")] == ["/a"]
+    p = subprocess.run([sys.executable, "-c", _DIE_AT, store_url, where], cwd=ROOT, check=False,
+                       capture_output=True, text=True)
+    assert p.returncode == -signal.SIGKILL, p.stderr
+    cid = p.stdout.strip()
+    reader = open_store(store_url)
+    if where == "before-swap":
+        assert reader.inspect_commit("r", "master").id == head
+        assert _history_ids(reader, "r") == [head]
+        with pytest.raises(NotFound):
+            reader.inspect_commit("r", cid)
+        assert [f.path for f in reader.walk("r", "master")] == ["/a"]
+    else:
+        assert reader.inspect_commit("r", "master").id == cid
+        assert reader.inspect_commit("r", cid).parent == head
+        assert [f.path for f in reader.walk("r", "master")] == ["/a", "/b"]
+    # Either way the branch goes on, with an intact history.
+    after = reader.put_file("r", "master", "/c", b"c")
+    expected = [after, cid, head] if where == "after-swap" else [after, head]
+    assert _history_ids(open_store(store_url), "r") == expected
 
 
 def test_finish_commit_killed_after_landing_is_finished_once(store, store_url):

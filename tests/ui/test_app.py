@@ -16,24 +16,25 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 OPENCV = ROOT / "dags" / "examples" / "opencv"
 
 
-def put_images(store_url: str, names: list[str], tmp_path: pathlib.Path) -> str:
-    """Commit sample images (examples/sample_data.py) to images@master in one commit; returns its id."""
+def sample_images(tmp_path: pathlib.Path) -> pathlib.Path:
+    """The example images (examples/sample_data.py), made once per folder."""
     data = tmp_path / "sample"
     if not data.exists():
         subprocess.run([sys.executable, str(ROOT / "examples" / "sample_data.py"), str(data)], check=True,
                        capture_output=True)
-    from pach_airflow.errors import NotFound
-    from pach_airflow.pfs import open_store
+    return data / "images"
 
-    store = open_store(store_url)
-    try:
-        store.inspect_repo("images")
-    except NotFound:
-        store.create_repo("images", "sample PGM images")
-    with store.open_commit("images", "master", description=f"add {', '.join(names)}") as c:
-        for n in names:
-            c.put_file(f"/{n}", (data / "images" / n).read_bytes())
-    return c.commit_id
+
+def put_images(pach, names: list[str], tmp_path: pathlib.Path) -> str:
+    """Commit sample images to images@master in one commit, as a user does with the CLI; returns its id."""
+    images = sample_images(tmp_path)
+    if pach("inspect", "repo", "images", check=False).code != 0:
+        pach("create", "repo", "images", "-d", "sample PGM images")
+    pach("start", "commit", "images@master", "-m", f"add {', '.join(names)}")
+    for n in names:
+        pach("put", "file", f"images@master:/{n}", "-f", str(images / n))
+    pach("finish", "commit", "images@master")
+    return pach("inspect", "commit", "images@master", "-o", "json").json_lines()[0]["id"]
 
 
 @pytest.fixture(scope="module")
@@ -45,10 +46,10 @@ def opencv(tmp_path_factory) -> dict:
     tmp = tmp_path_factory.mktemp("opencv")
     url = "file://" + str(tmp / "store")
     pach = Cli(url)
-    first = put_images(url, ["circle.pgm", "squares.pgm"], tmp)
+    first = put_images(pach, ["circle.pgm", "squares.pgm"], tmp)
     pach("run", "pipeline", "-f", str(OPENCV / "edges.yaml"))
     pach("run", "pipeline", "-f", str(OPENCV / "montage.yaml"))
-    second = put_images(url, ["rings.pgm"], tmp)
+    second = put_images(pach, ["rings.pgm"], tmp)
     edges_job = pach("run", "pipeline", "edges").out.split()[-1]
     montage_job = pach("run", "pipeline", "montage").out.split()[-1]
     return {"url": url, "images": [first, second], "edges_job": edges_job, "montage_job": montage_job}
@@ -120,8 +121,8 @@ def test_job_api_lists_every_datum_with_state(client, opencv):
     assert client.get(f"/pach/api/jobs/edges/{opencv['edges_job']}/datums").json() == job["datums"]
 
 
-def test_failed_datum_shows_failed_with_log(ui_client, pach, local_store_url, tmp_path):
-    put_images(local_store_url, ["circle.pgm", "squares.pgm"], tmp_path)
+def test_failed_datum_shows_failed_with_log(ui_client, pach, tmp_path):
+    put_images(pach, ["circle.pgm", "squares.pgm"], tmp_path)
     spec = tmp_path / "picky.yaml"
     spec.write_text(
         "pipeline: {name: picky}\n"
@@ -142,6 +143,9 @@ def test_failed_datum_shows_failed_with_log(ui_client, pach, local_store_url, tm
     assert "no circles please" in page.text and ">FAILED<" in page.text
     commit = ui_client.get(f"/pach/api/commits/picky/{job_id}").json()
     assert commit["error"]
+    nodes = {n["id"]: n for n in ui_client.get("/pach/api/lineage").json()["nodes"]}
+    assert nodes["pipeline:picky"]["state"] == "JOB_FAILURE"
+    assert 'class="node pipeline st-failure"' in ui_client.get("/pach/lineage").text
 
 
 def test_lineage_api(client, opencv):
@@ -203,6 +207,14 @@ def test_pages_show_repos_commits_provenance_jobs(client, opencv):
     text = _text(client.get("/pach/pipelines/montage").text)
     assert "Jobs" in text and opencv["montage_job"][:12] in text and "python3" in text
 
+    text = _text(client.get("/pach/jobs").text)
+    assert text.count("SUCCESS") == 4 and "1 + 2 / 3" in text and "2 + 0 / 2" in text
+    text = _text(client.get("/pach/jobs", params={"pipeline": "montage"}).text)
+    assert text.count("SUCCESS") == 2 and "edges@master=" in text and "Jobs of montage" in text
+    assert f"edges@{opencv['edges_job'][:12]} SUCCESS" not in text
+    html = client.get("/pach/repos/images", params={"limit": 1}).text
+    assert "Older commits" in html and opencv["images"][0][:12] not in html
+
     html = client.get("/pach/lineage").text
     assert 'href="/pach/pipelines/montage"' in html and 'href="/pach/repos/images"' in html
 
@@ -246,3 +258,95 @@ def test_static_files(ui_client):
     assert ui_client.get("/pach/static/icon.svg").text.startswith("<svg")
     assert ui_client.get("/pach/static/..%2Fapp.py").status_code == 404
     assert ui_client.get("/pach/static/nope.css").status_code == 404
+
+
+def test_files_are_served_safely(client, opencv, ui_client, pach, tmp_path):
+    png = client.get(f"/pach/files/montage/{opencv['montage_job']}/montage.png")
+    assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
+    assert png.headers["content-type"] == "image/png"
+    assert png.headers["content-disposition"].startswith("inline")
+    assert png.headers["x-content-type-options"] == "nosniff"
+    assert "sandbox" in png.headers["content-security-policy"]
+    pgm = client.get("/pach/files/edges/master/rings.pgm")
+    assert pgm.content.startswith(b"P5 96 96 255\n")
+    assert pgm.headers["content-type"] == "application/octet-stream"
+    assert pgm.headers["content-disposition"] == "attachment; filename*=UTF-8''rings.pgm"
+    assert f'href="/pach/files/edges/{opencv["edges_job"]}/rings.pgm"' in \
+        client.get(f"/pach/commits/edges/{opencv['edges_job']}").text
+
+    pach("create", "repo", "web")
+    pach("put", "file", "web@master:/a page.html", "-f", "-", stdin="<script>alert(1)</script>")
+    pach("put", "file", "web@master:/notes/readme.txt", "-f", "-", stdin="hello\n")
+    html = ui_client.get("/pach/files/web/master/a%20page.html")
+    assert html.headers["content-type"] == "application/octet-stream"  # never rendered as HTML
+    assert html.headers["content-disposition"] == "attachment; filename*=UTF-8''a%20page.html"
+    txt = ui_client.get("/pach/files/web/master/notes/readme.txt")
+    assert txt.text == "hello\n" and txt.headers["content-type"] == "text/plain; charset=utf-8"
+    assert ui_client.get("/pach/files/web/master/notes").status_code == 400
+    assert ui_client.get("/pach/files/web/master/nope.txt").status_code == 404
+
+
+def test_whole_datum_log(client, opencv):
+    job = client.get(f"/pach/api/jobs/edges/{opencv['edges_job']}").json()
+    ran = next(d for d in job["datums"] if d["state"] == "SUCCESS")
+    log = client.get(f"/pach/jobs/edges/{opencv['edges_job']}/logs/{ran['id']}")
+    assert log.status_code == 200 and log.headers["content-type"].startswith("text/plain")
+    assert log.text == ran["log"]
+    skipped = next(d for d in job["datums"] if d["state"] == "SKIPPED")
+    r = client.get(f"/pach/jobs/edges/{opencv['edges_job']}/logs/{skipped['id']}")
+    assert r.status_code == 404 and "skipped" in r.json()["detail"]
+    page = client.get(f"/pach/jobs/edges/{opencv['edges_job']}").text
+    assert f"/logs/{ran['id']}" in page
+    assert 'http-equiv="refresh"' not in page  # the job has ended: nothing to follow
+
+
+def test_running_job_page_follows_the_job(ui_client, pach, local_store_url, tmp_path):
+    from pach_airflow import jobs
+    from pach_airflow.pfs import open_store
+    from pach_airflow.spec import load_specs
+
+    put_images(pach, ["circle.pgm", "squares.pgm"], tmp_path)
+    planned = jobs.plan_job(open_store(local_store_url), load_specs(OPENCV / "edges.yaml")[0])
+    job = ui_client.get(f"/pach/api/jobs/edges/{planned.job_id}").json()
+    assert job["state"] == "JOB_RUNNING"
+    assert [d["state"] for d in job["datums"]] == ["STARTING", "STARTING"]
+    page = ui_client.get(f"/pach/jobs/edges/{planned.job_id}").text
+    assert '<meta http-equiv="refresh" content="5">' in page and ">RUNNING<" in page
+
+
+def test_same_views_over_s3(tokens, store_url, any_pach, tmp_path):
+    """Repos, commits with provenance and a job's datums read the same from S3 (SeaweedFS) as from a folder."""
+    from fastapi.testclient import TestClient
+
+    from tests.ui.conftest import mounted
+
+    commit = put_images(any_pach, ["circle.pgm", "squares.pgm"], tmp_path)
+    job_id = any_pach("run", "pipeline", "-f", str(OPENCV / "edges.yaml")).out.split()[-1]
+    with TestClient(mounted(store_url), headers={"Authorization": f"Bearer {tokens.for_user()}"}) as c:
+        assert [r["name"] for r in c.get("/pach/api/repos").json()] == ["edges", "images"]
+        out = c.get(f"/pach/api/commits/edges/{job_id}").json()
+        assert out["provenance"][0]["id"] == commit and out["provenance"][0]["exists"] is True
+        job = c.get(f"/pach/api/jobs/edges/{job_id}").json()
+        assert job["datum_counts"] == {"SUCCESS": 2}
+        assert c.get(f"/pach/files/edges/{job_id}/circle.pgm").content.startswith(b"P5 ")
+        assert "images@master=" in c.get("/pach/repos/edges").text
+
+
+def test_store_is_resolved_at_request_time(tokens, pach, tmp_path, monkeypatch):
+    """Without a pinned URL the app reads the store setting on each request, as tasks do."""
+    from fastapi.testclient import TestClient
+
+    from tests.ui.conftest import mounted
+
+    pach("create", "repo", "first")
+    with TestClient(mounted(None), headers={"Authorization": f"Bearer {tokens.for_user()}"}) as c:
+        monkeypatch.setenv("PACH_AIRFLOW_STORE", pach.store_url)
+        assert [r["name"] for r in c.get("/pach/api/repos").json()] == ["first"]
+        other = "file://" + str(tmp_path / "other-store")
+        from tests.fixtures.cli import Cli
+
+        Cli(other)("create", "repo", "second")
+        monkeypatch.setenv("PACH_AIRFLOW_STORE", other)
+        assert [r["name"] for r in c.get("/pach/api/repos").json()] == ["second"]
+        monkeypatch.setenv("AIRFLOW__PACH_AIRFLOW__STORE", pach.store_url)  # airflow.cfg's setting wins
+        assert [r["name"] for r in c.get("/pach/api/repos").json()] == ["first"]

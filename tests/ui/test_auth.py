@@ -13,13 +13,14 @@ from tests.ui.conftest import mounted
 # Every route the app has, with path parameters filled in; a new route must be added here.
 ROUTES = [
     "/pach/", "/pach/lineage", "/pach/repos/images", "/pach/commits/images/master",
-    "/pach/pipelines/edges", "/pach/jobs/edges/0123456789abcdef0123456789abcdef",
+    "/pach/pipelines/edges", "/pach/jobs", "/pach/jobs/edges/0123456789abcdef0123456789abcdef",
     "/pach/runs/edges/manual__2026", "/pach/runs/edges/manual__2026/tasks/process/0", "/pach/static/pach.css",
     "/pach/api/repos", "/pach/api/repos/images", "/pach/api/repos/images/commits",
     "/pach/api/commits/images/master", "/pach/api/pipelines", "/pach/api/pipelines/edges", "/pach/api/jobs",
     "/pach/api/jobs/edges/0123456789abcdef0123456789abcdef",
     "/pach/api/jobs/edges/0123456789abcdef0123456789abcdef/datums", "/pach/api/runs/edges/manual__2026",
-    "/pach/api/lineage",
+    "/pach/api/lineage", "/pach/files/images/master/circle.pgm",
+    "/pach/jobs/edges/0123456789abcdef0123456789abcdef/logs/abc",
 ]
 
 

@@ -15,8 +15,6 @@ import pathlib
 import re
 import shutil
 import stat
-import subprocess
-import sys
 import time
 from urllib.parse import unquote
 
@@ -53,28 +51,18 @@ def example_pipelines() -> list[str]:
                   if f.suffix in (".json", ".yaml", ".yml") for s in load_specs(f))
 
 
-def put_images(store_url: str, tmp_path: pathlib.Path) -> str:
-    data = tmp_path / "sample"
-    subprocess.run([sys.executable, str(ROOT / "examples" / "sample_data.py"), str(data)], check=True,
-                   capture_output=True)
-    from pach_airflow.pfs import open_store
-
-    store = open_store(store_url)
-    with store.open_commit("images", "master", description="three sample images") as c:
-        for name in IMAGES:
-            c.put_file(f"/{name}", (data / "images" / name).read_bytes())
-    return c.commit_id
-
-
 def test_ui_in_chromium(airflow_standalone, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
     from pach_airflow.pfs import open_store
+    from tests.fixtures.cli import Cli
+    from tests.ui.test_app import put_images
 
     if not os.path.exists(CHROMIUM):
         pytest.skip("Debian's chromium is not installed (scripts/setup.sh --test installs it)")
     store_url = "file://" + str(tmp_path / "store")
-    open_store(store_url).create_repo("images", "sample PGM images")
+    pach = Cli(store_url)
+    pach("create", "repo", "images", "-d", "sample PGM images")
     t0 = time.monotonic()
     server = airflow_standalone(dags_folder(tmp_path), env={"PACH_AIRFLOW_STORE": store_url})
     timings = {"standalone healthy": time.monotonic() - t0}
@@ -92,7 +80,7 @@ def test_ui_in_chromium(airflow_standalone, tmp_path):
     server.wait_dag("edges")
     server.wait_dag("montage")
     timings["DAGs parsed"] = time.monotonic() - t0
-    images_commit = put_images(store_url, tmp_path)
+    images_commit = put_images(pach, IMAGES, tmp_path)
     edges_runs = server.wait_runs("edges", 1, timeout=240)
     montage_runs = server.wait_runs("montage", 1, timeout=240)
     timings["edges and montage ran"] = time.monotonic() - t0
@@ -207,6 +195,11 @@ def test_ui_in_chromium(airflow_standalone, tmp_path):
         expect(frame.get_by_role("heading", name=re.compile("Pipeline montage"))).to_be_visible()
         expect(frame.locator("#jobs .state", has_text="SUCCESS").first).to_be_visible()
         shot("10-pipeline-tab")
+
+        # The pipeline's output file, straight from its commit.
+        r = page.goto(f"{server.url}/pach/files/montage/master/montage.png")
+        assert r is not None and r.status == 200 and r.headers["content-type"] == "image/png"
+        shot("11-montage-png")
         browser.close()
     timings["browser done"] = time.monotonic() - t0
 

@@ -50,15 +50,32 @@ def test_every_example_input_and_cron_repo_is_a_node():
 
 def test_layout_flows_left_to_right_without_overlap():
     g = lin.build_lineage(example_specs())
-    placed, width, height = lin.layout(g)
+    lay = lin.layout(g)
+    placed = lay.placed
     assert set(placed) == set(g.nodes)
     for e in g.edges:
         assert placed[e.target].x > placed[e.source].x + placed[e.source].w, e
     boxes = list(placed.values())
     for i, a in enumerate(boxes):
-        assert 0 <= a.x and a.x + a.w <= width and 0 <= a.y and a.y + a.h <= height
+        assert 0 <= a.x and a.x + a.w <= lay.width and 0 <= a.y and a.y + a.h <= lay.height
         for b in boxes[i + 1:]:
             assert (a.x + a.w <= b.x or b.x + b.w <= a.x or a.y + a.h <= b.y or b.y + b.h <= a.y), (a, b)
+
+
+def test_an_edge_that_skips_columns_runs_between_nodes_not_behind_them():
+    # images → montage skips the column of the edges pipeline and the column of the edges repo.
+    specs = [s for s in example_specs() if s["pipeline"]["name"] in ("edges", "montage")]
+    g = lin.build_lineage(specs)
+    lay = lin.layout(g)
+    long_edges = [i for i, e in enumerate(g.edges) if (e.source, e.target) == ("repo:images", "pipeline:montage")]
+    assert len(long_edges) == 1 and len(lay.routes[long_edges[0]]) == 2
+    for x_in, x_out, y in lay.routes[long_edges[0]]:
+        for p in lay.placed.values():
+            if p.x < x_out and x_in < p.x + p.w:  # a node of that column
+                assert not (p.y - 2 <= y <= p.y + p.h + 2), (p.node.name, y)
+    # Every edge between neighbouring columns takes no lane.
+    assert all(not lay.routes.get(i) for i, e in enumerate(g.edges)
+               if lay.placed[e.target].layer - lay.placed[e.source].layer == 1)
 
 
 def test_svg_is_well_formed_with_links_and_escaped_names():
@@ -80,8 +97,7 @@ def test_a_cycle_does_not_hang_and_empty_graph_says_so():
     a = {"pipeline": {"name": "a"}, "input": {"pfs": {"repo": "b", "glob": "/"}}}
     b = {"pipeline": {"name": "b"}, "input": {"pfs": {"repo": "a", "glob": "/"}}}
     g = lin.build_lineage([a, b])
-    placed, _, _ = lin.layout(g)
-    assert len(placed) == 4
+    assert len(lin.layout(g).placed) == 4
     ET.fromstring(lin.render_svg(g))
     assert "No repos or pipelines yet" in lin.render_svg(lin.Lineage())
 
@@ -91,3 +107,15 @@ def test_neighbourhood_keeps_what_is_near():
     sub = lin.neighbourhood(g, "pipeline:montage", hops=1)
     assert set(sub.nodes) == {"pipeline:montage", "repo:images", "repo:edges", "repo:montage"}
     assert all(e.source in sub.nodes and e.target in sub.nodes for e in sub.edges)
+
+
+def test_pipeline_nodes_carry_their_last_job_state():
+    specs = [s for s in example_specs() if s["pipeline"]["name"] in ("edges", "montage")]
+    g = lin.build_lineage(specs, states={"edges": "JOB_FAILURE", "montage": "JOB_SUCCESS"})
+    assert g.nodes["pipeline:edges"].state == "JOB_FAILURE" and g.nodes["repo:edges"].state == ""
+    root = ET.fromstring(lin.render_svg(g))
+    classes = {el.get("data-node"): el.get("class") for el in root.iter("{http://www.w3.org/2000/svg}g")}
+    assert classes["pipeline:edges"] == "node pipeline st-failure"
+    assert classes["pipeline:montage"] == "node pipeline st-success"
+    assert {"id": "pipeline:edges", "kind": "pipeline", "name": "edges", "state": "JOB_FAILURE"} in \
+        g.to_dict()["nodes"]

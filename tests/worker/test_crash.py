@@ -10,7 +10,7 @@ import time
 
 from pach_airflow.errors import NotFound
 from pach_airflow.jobs import result_key
-from pach_airflow.runners.local import run_set
+from pach_airflow.runners.local import run_set, wait_for_deletions
 
 
 def _alive(pid: int) -> bool:
@@ -54,14 +54,16 @@ def test_sigkill_mid_set_then_rerun(sets, local_store, local_store_url, tmp_path
     except NotFound:
         pass
     stale = os.listdir(work_root)
-    assert len(stale) == 1  # the killed run's folder, unlocked now
+    # the killed run's folder and its lock file beside it, unlocked now
+    assert len(stale) == 2 and any(n.endswith(".lock") for n in stale), stale
 
     flag.unlink()
     summary = run_set(local_store, "p", job, "0")
     assert summary["SUCCESS"] == 2
     outs = sorted(o[0] for d in sets.result(job)["datums"] for o in d["outputs"])
     assert outs == ["/a", "/b"]
-    assert os.listdir(work_root) == []  # the stale folder was cleaned up too
+    wait_for_deletions()  # this run's own folder is deleted in the background
+    assert os.listdir(work_root) == []  # the stale folder and its lock were cleaned up too
 
 
 def _cmd(pid: int) -> str:

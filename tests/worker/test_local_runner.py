@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from pach_airflow.runners.local import run_set
+from pach_airflow.runners.local import run_set, wait_for_deletions
 
 
 def test_cross_same_repo_two_names(sets, local_store):
@@ -22,7 +22,8 @@ def test_cross_same_repo_two_names(sets, local_store):
     assert sets.output(d, "/file") == b"foo\nfoo\n"
     # The first line (`cat /pfs/out/file`) failed: /pfs/out starts empty.
     assert "No such file" in d["log"]
-    assert not os.listdir(os.environ["PACH_AIRFLOW_WORK_ROOT"])  # work folders are removed
+    wait_for_deletions()  # finished work folders are deleted in the background
+    assert not os.listdir(os.environ["PACH_AIRFLOW_WORK_ROOT"])  # work folders and their locks are removed
 
 
 def _env_of(text: str) -> dict[str, str]:
@@ -289,6 +290,7 @@ def test_transform_user(sets, local_store, monkeypatch, tmp_path):
     try:
         run_set(local_store, "p", job, "0")
     finally:
+        wait_for_deletions()
         shutil.rmtree(root)
     (d,) = sets.result(job)["datums"]
     assert d["state"] == "SUCCESS", d
