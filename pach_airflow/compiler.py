@@ -208,7 +208,8 @@ def doc_md(spec: PipelineSpec, source: str | None) -> str:
     lines += [f"Output: `{out_repo}@{out_branch}`", "",
               'Run by hand: `airflow dags trigger ' + name + '` (current heads) or with '
               '`--conf \'{"commits": {"<repo>": "<commit id>"}}\'` to pin input commits.', "",
-              "```yaml", yaml.safe_dump(_dump(spec), sort_keys=False).rstrip(), "```"]
+              "```yaml", yaml.dump(_dump(spec), Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper),
+                                   sort_keys=False).rstrip(), "```"]
     return "\n".join(lines)
 
 

@@ -43,6 +43,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SPEC_SUFFIXES = (".json", ".yaml", ".yml")
+
+
+def _yaml_loader():
+    import yaml
+
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: parse time matters
+
+
+_YAML_LOADER = _yaml_loader()
 INVALID_TAG = "invalid-spec"
 
 
@@ -112,7 +121,7 @@ def _pipeline_names(text: str) -> list[str]:
 
     names: list[str] = []
     try:
-        docs = list(yaml.safe_load_all(text))
+        docs = list(yaml.load_all(text, Loader=_YAML_LOADER))
     except Exception:  # noqa: BLE001 -- best effort: an unparseable file just has no names
         return names
     for doc in docs:
@@ -129,7 +138,7 @@ def _declares_pipeline(text: str) -> bool:
     import yaml
 
     try:
-        docs = list(yaml.safe_load_all(text))
+        docs = list(yaml.load_all(text, Loader=_YAML_LOADER))
     except Exception:  # noqa: BLE001 -- unparseable but mentions pipeline: report it
         return True
     return any(isinstance(item, dict) and "pipeline" in item
@@ -158,11 +167,14 @@ def read_spec_file(path: Path, rel: str) -> LoadedFile | None:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
         return LoadedFile(path, rel, problems=[f"{rel}: cannot read: {exc}"])
-    if not looks_like_spec(text) or not _declares_pipeline(text):
+    if not looks_like_spec(text):
         return None
     try:
         specs = parse_specs(text, source=rel)
     except PachAirflowError as exc:
+        # Only now pay for a second parse: a YAML/JSON file without a pipeline key is not ours at all.
+        if not _declares_pipeline(text):
+            return None
         problems = getattr(exc, "problems", None) or [str(exc)]
         return LoadedFile(path, rel, problems=[str(p) for p in problems], names=_pipeline_names(text))
     except Exception as exc:  # noqa: BLE001 -- a bug in parsing must not hide the other specs either

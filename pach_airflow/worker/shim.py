@@ -205,15 +205,29 @@ if [ -c /dev/null ]; then NULL=/dev/null; EMPTY=/dev/null; else NULL="$W/.null";
 if [ "${{PACH_AIRFLOW_SHIM_EXEC_APPLETS:-}}" != 1 ] && [ -e /proc/self/exe ] &&
    ( PATH=/.pach-airflow-no-path; exec basename / ) >"$NULL" 2>&1; then A=; else A=$BB; fi
 
-# Epoch time in centiseconds: busybox date has no %N, so /proc/uptime gives the fraction.
-E0=$($A date +%s)
-if [ -r /proc/uptime ]; then
-  up() {{ read -r _u _rest < /proc/uptime; _u="${{_u%.*}}${{_u#*.}}"; }}
+# Epoch time in centiseconds. busybox sh >= 1.34 has $EPOCHREALTIME ("seconds.micro", no syscall);
+# else busybox date (no %N) plus /proc/uptime for the fraction.
+if [ -n "${{EPOCHREALTIME:-}}" ]; then
+  now() {{ _now=$EPOCHREALTIME; _now="${{_now%.*}}${{_now#*.}}"; _now=${{_now%????}}; }}
 else
-  up() {{ _u=$(( ($($A date +%s) - E0) * 100 + U0 )); }}
+  E0=$($A date +%s)
+  if [ -r /proc/uptime ]; then
+    up() {{ read -r _u _rest < /proc/uptime; _u="${{_u%.*}}${{_u#*.}}"; }}
+  else
+    up() {{ _u=$(( ($($A date +%s) - E0) * 100 + U0 )); }}
+  fi
+  U0=0; up; U0=$_u
+  now() {{ up; _now=$(( E0 * 100 + _u - U0 )); }}
 fi
-U0=0; up; U0=$_u
-now() {{ up; _now=$(( E0 * 100 + _u - U0 )); }}
+
+# load_vars: the datum's exec env (_envtext, the env file's text) and /pfs/.env text (_dotenv). The
+# `read` builtin costs two syscalls per byte; sourcing stage's `vars` file reads it in one go.
+load_vars() {{
+  if [ -f "$d/vars" ]; then . "$d/vars"; _vars=1; return 0; fi
+  _vars=; _envtext=
+  while IFS= read -r _l || [ -n "$_l" ]; do _envtext="$_envtext$_l
+"; done < "$d/env"
+}}
 # fmt CS: sets _fmt to centiseconds CS as seconds ("12.05"); no subshell, this runs several times a datum.
 fmt() {{ _c=$(( $1 % 100 )); [ "$_c" -lt 10 ] && _c=0$_c; _fmt=$(( $1 / 100 )).$_c; }}
 log() {{ now; fmt "$_now"; printf '%s %s\\n' "$_fmt" "$*" >> "$d/log"; }}
@@ -231,16 +245,23 @@ clear_pfs() {{
   [ "$#" = 0 ] || $A rm -rf -- "$@"
 }}
 
+# is_empty DIR: true when DIR has no entries at all (hidden ones included).
+is_empty() {{
+  for _x in "$1"/* "$1"/.[!.]* "$1"/..?*; do if [ -e "$_x" ] || [ -L "$_x" ]; then return 1; fi; done
+  return 0
+}}
+
 # LINKED: "/name/name..." of the input links the last attempt made in /pfs ("" = rebuild /pfs).
 LINKED=
-# pfs_is_ours: /pfs holds only those links and a plain .env (no out: it was moved away), i.e. nothing the
-# user's code left there; then the next datum may relink in place instead of clearing /pfs.
+# pfs_is_ours: /pfs holds only those links, a plain .env and an empty out folder, i.e. nothing the user's
+# code left there; then the next datum may relink in place instead of clearing /pfs.
 pfs_is_ours() {{
   [ -n "$LINKED" ] || return 1
   for _e in "$P"/* "$P"/.[!.]* "$P"/..?*; do
     [ -e "$_e" ] || [ -L "$_e" ] || continue
     _n=${{_e##*/}}
     if [ "$_n" = .env ]; then [ -f "$_e" ] && [ ! -L "$_e" ] || return 1; continue; fi
+    if [ "$_n" = out ]; then [ -d "$_e" ] && [ ! -L "$_e" ] && is_empty "$_e" || return 1; continue; fi
     case "$LINKED/" in *"/$_n/"*) [ -L "$_e" ] || return 1 ;; *) return 1 ;; esac
   done
 }}
@@ -257,11 +278,43 @@ setup_pfs() {{
     [ "$#" = 0 ] || $A ln -s -- "$@" "$P/" || return 1
   fi
   LINKED=$_names
-  if [ -f "$d/dotenv" ]; then
+  if [ -n "$_vars" ]; then
+    printf '%s' "$_dotenv" > "$P/.env" || return 1
+  elif [ -f "$d/dotenv" ]; then
     while IFS= read -r _l || [ -n "$_l" ]; do printf '%s\\n' "$_l"; done < "$d/dotenv" > "$P/.env" || return 1
   fi
-  $A mkdir "$P/out" || return 1
-  if [ -n "$OWNER" ]; then $A chown "$OWNER" "$P/out" || return 1; fi
+  # An empty /pfs/out left in place by the last datum (see collect_out) is as fresh as a new one.
+  if [ ! -d "$P/out" ] || [ -L "$P/out" ]; then
+    $A mkdir "$P/out" || return 1
+    if [ -n "$OWNER" ]; then $A chown "$OWNER" "$P/out" || return 1; fi
+  fi
+}}
+
+# collect_out: /pfs/out's content into $d/out (stage made it empty), leaving /pfs/out in place and empty
+# for the next datum: one `mv`, none when there is no output. (/pfs is another mount than the work
+# folder, so mv copies and deletes either way; moving the folder itself would gain nothing.)
+collect_out() {{
+  if [ -L "$d/out" ] || [ ! -d "$d/out" ] || ! is_empty "$d/out"; then
+    $A rm -rf -- "$d/out"; $A mkdir -p "$d/out"  # a restarted shim: a datum's earlier, partial try
+  fi
+  if [ ! -d "$P/out" ] || [ -L "$P/out" ]; then
+    # The code replaced /pfs/out (by a file, a link) or removed it: upload judges what it left; the next
+    # datum starts from a clean /pfs.
+    LINKED=
+    if [ -e "$P/out" ] || [ -L "$P/out" ]; then
+      $A rm -rf -- "$d/out"; $A mv -- "$P/out" "$d/out" 2>"$NULL" || $A cp -a -- "$P/out" "$d/out"
+    fi
+    return 0
+  fi
+  set --
+  for _e in "$P"/out/* "$P"/out/.[!.]* "$P"/out/..?*; do
+    if [ -e "$_e" ] || [ -L "$_e" ]; then set -- "$@" "$_e"; fi
+  done
+  [ "$#" = 0 ] && return 0
+  $A mv -f -- "$@" "$d/out/" 2>"$NULL" && return 0
+  # Too many names for one command line, or a move that failed half way: copy what is left, start over.
+  LINKED=
+  $A cp -a -- "$P/out/." "$d/out/" && $A rm -rf -- "$P/out"
 }}
 
 # lookpath NAME: sets _prog to NAME's absolute path, searched in PATH as Go's exec.LookPath does (a name
@@ -294,9 +347,6 @@ run_user() {{
     if [ -n "$WORKING_DIR" ]; then
       cd "$WORKING_DIR" 2>"$NULL" || {{ echo "chdir $WORKING_DIR: no such file or directory" >> "$d/log"; exit 126; }}
     fi
-    _envtext=
-    while IFS= read -r _l || [ -n "$_l" ]; do _envtext="$_envtext$_l
-"; done < "$d/env"
     eval "set -- $_envtext"
 {env_setup}    if [ "$_kind" = cmd ]; then
       exec $A setsid {env_cmd}{prefix} "$_prog" {cmd_args} < "$_in" >> "$d/log" 2>&1
@@ -321,6 +371,7 @@ run_datum() {{
   d="$W/datums/$1"
   [ -s "$d/state" ] && return 0
   now; start=$_now
+  load_vars
   state=FAILED; reason=; recovered=0; try=0
   while [ "$try" -lt "$TRIES" ]; do
     try=$((try + 1))
@@ -344,13 +395,7 @@ run_datum() {{
   done
   if [ "$state" != SUCCESS ] && [ "$recovered" = 1 ]; then state=RECOVERED; fi
   [ "$state" = SUCCESS ] && [ -d "$P/out" ] && materialize_links
-  if [ -e "$d/out" ] || [ -L "$d/out" ]; then $A rm -rf -- "$d/out"; fi
-  if [ -d "$P/out" ] && [ ! -L "$P/out" ]; then
-    $A mv -- "$P/out" "$d/out" 2>"$NULL" || {{ LINKED=; $A cp -a -- "$P/out" "$d/out" && $A rm -rf -- "$P/out"; }}
-  else
-    LINKED=  # the code replaced /pfs/out: start the next datum from a clean /pfs
-    $A mkdir -p "$d/out"
-  fi
+  collect_out
   now
   printf '%s\\n' "$try" > "$d/tries"
   printf '%s\\n' "$reason" > "$d/reason"

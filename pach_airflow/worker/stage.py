@@ -19,6 +19,7 @@ import concurrent.futures
 import json
 import os
 import posixpath
+import shlex
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -264,13 +265,18 @@ def stage_set(store, pipeline: str, job_id: str, set_id: str, work: str | os.Pat
     for n, d in enumerate(datums):
         dd = w.datum(n)
         dd.pfs.mkdir(parents=True, exist_ok=True)
+        dd.out.mkdir(exist_ok=True)  # the shim moves /pfs/out's content here (it need not make it per datum)
         manifest = _plan_datum(store, dd.pfs, d.get("inputs") or [], downloads, walk_cache)
         env = datum_env(spec, pipeline, job, d)
         env_names.update(k for k, _ in (*secrets, *env))
         write_text_atomic(dd.path / "inputs.json", json.dumps(manifest, sort_keys=True))
         # Secrets go into the datum's exec env only, never into /pfs/.env (which users may copy out).
-        write_text_atomic(dd.path / "env", format_env_file([*secrets, *env]), mode=0o600 if secrets else 0o644)
-        write_text_atomic(dd.path / "dotenv", "".join(f"{k}={v}\n" for k, v in env))
+        env_text, dotenv_text = format_env_file([*secrets, *env]), "".join(f"{k}={v}\n" for k, v in env)
+        write_text_atomic(dd.path / "env", env_text, mode=0o600 if secrets else 0o644)
+        write_text_atomic(dd.path / "dotenv", dotenv_text)
+        # Both again as shell assignments: the shim sources this in one read instead of a byte-wise loop.
+        write_text_atomic(dd.path / "vars", f"_envtext={shlex.quote(env_text)}\n_dotenv={shlex.quote(dotenv_text)}\n",
+                          mode=0o600 if secrets else 0o644)
     downloads.run(store, w.root / ".blobs", threads)
 
     _install_busybox(bb, w.busybox)
@@ -285,7 +291,8 @@ def stage_set(store, pipeline: str, job_id: str, set_id: str, work: str | os.Pat
                                           env_names=env_names), mode=0o755)
     if shared:
         # The shim writes WORK/done and each datum's log, state and out/ under the image's user.
-        for p in (w.root, w.root / "datums", *(w.datum(n).path for n in range(len(datums)))):
+        for p in (w.root, w.root / "datums", *(w.datum(n).path for n in range(len(datums))),
+                  *(w.datum(n).out for n in range(len(datums)))):
             os.chmod(p, 0o777)
     return w
 

@@ -7,9 +7,12 @@ the small files the shim writes (``state``, ``tries``, ``reason``, ``timing``, `
     WORK/datums/<n>/env         one shell-quoted ``KEY=VALUE`` word per line, lines joined by `` \\``
                                 continuation so that ``eval "set -- $(cat env)"`` reads them all
     WORK/datums/<n>/dotenv      the same variables unquoted, copied to ``/pfs/.env``
+    WORK/datums/<n>/vars        both texts as shell assignments (``_envtext=...``, ``_dotenv=...``): what
+                                the shim sources (one read, where ``read`` loops cost a syscall per byte)
     WORK/datums/<n>/inputs.json staged path -> [hash, size] (upload resolves symlinks into inputs with it)
     WORK/datums/<n>/pfs/<input>/<full path>
-    WORK/datums/<n>/out/  state  tries  reason  timing  log
+    WORK/datums/<n>/out/        made empty by stage; the datum's /pfs/out after the loop
+    WORK/datums/<n>/state  tries  reason  timing  log
     WORK/done
 """
 

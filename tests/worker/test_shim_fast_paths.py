@@ -11,7 +11,8 @@ from pach_airflow.runners.local import run_set
 from pach_airflow.worker import ShimConfig, render_shim
 from pach_airflow.worker.shim import exportable
 
-LISTING = ["sh", "-c", "cd /pfs && ls -A | sort | tr '\\n' ' ' > /pfs/out/ls; cat /pfs/*/* > /pfs/out/data; "
+LISTING = ["sh", "-c", "cd /pfs && ls -A | sort | tr '\\n' ' ' > /tmp/ls.$$; cat /pfs/data/* > /pfs/out/data; "
+                       "mv /tmp/ls.$$ /pfs/out/ls; "
                        "touch /pfs/junk-$PACH_DATUM_ID; mkdir -p /pfs/dir; echo $PPS_PIPELINE_NAME > /pfs/out/env"]
 
 
@@ -37,7 +38,8 @@ def test_clean_datums_relink_in_place_and_inputs_follow_each_datum(sets, local_s
     """Datums that leave /pfs alone take the in-place relink; union datums change input names."""
     sets.repo("a", {"/x": "ax\n", "/y": "ay\n"})
     sets.repo("b", {"/z": "bz\n"})
-    show = ["sh", "-c", "cd /pfs && ls -A | sort | tr '\\n' ' ' > /pfs/out/ls; cat /pfs/*/* > /pfs/out/data"]
+    show = ["sh", "-c", "cd /pfs && ls -A | sort | tr '\\n' ' ' > /tmp/ls.$$; cat /pfs/[ab]/* > /pfs/out/data; "
+                       "mv /tmp/ls.$$ /pfs/out/ls"]
     datums = [[sets.input("a", "a", "/x")], [sets.input("a", "a", "/y")], [sets.input("b", "b", "/z")],
               [sets.input("a", "a", "/x"), sets.input("b", "b", "/z")], [sets.input("a", "a", "/y")]]
     job = sets.job({"cmd": show}, [datums])
@@ -79,7 +81,25 @@ def test_every_applet_call_names_its_busybox():
     script = render_shim(ShimConfig(cmd=["c"], err_cmd=["e"], datum_timeout=3), 1, env_names=["x"])
     body = [ln.strip() for ln in script.splitlines() if ln.strip() and not ln.strip().startswith("#")]
     applet = r"(mv|cp|rm|ln|mkdir|cat|date|sleep|setsid|env|chown|readlink|find|basename)"
-    calls = [m.group(0) for ln in body for m in re.finditer(r"(\S+)\s+" + applet + r"\s", ln)
-             if not m.group(1).startswith(("-", "'", '"$'))]
-    wrong = [c for c in calls if not re.match(r"(\$A|\$BB|\"\$1\"|exec|\$A setsid \$BB)\s", c)]
+    calls = [(m.group(1), m.group(2)) for ln in body for m in re.finditer(r"(\S+)\s+" + applet + r"\s", ln)
+             if not m.group(1).startswith(("-", "'"))]
+    assert len(calls) > 10
+    # `"$1" sleep`: the watchdog's own `sh -c`, whose $1 is $BB; `exec basename`: the probe.
+    wrong = [c for c in calls if not (c[0].endswith(("$A", "$BB")) or c[0] == '"$1"' or c == ("exec", "basename"))]
     assert wrong == [], wrong
+
+
+def test_out_is_empty_for_every_datum_whatever_the_previous_one_did(sets, local_store, applets):
+    """/pfs/out stays in place between clean datums; a datum that fills it with hidden files and folders,
+    or replaces it by a file, leaves nothing behind for the next one."""
+    sets.repo("data", {"/a": "a", "/b": "b", "/c": "c", "/d": "d"})
+    script = ("n=$(ls -A /pfs/out | wc -l); f=$(ls /pfs/data); echo $n > /pfs/out/.seen; mkdir /pfs/out/sub; "
+              "echo $f > /pfs/out/sub/$f; if [ $f = b ]; then rm -rf /pfs/out; echo x > /pfs/out; fi")
+    job = sets.job({"cmd": ["sh", "-c", script]}, [[[sets.input("data", "data", f"/{x}")] for x in "abcd"]])
+    run_set(local_store, "p", job, "0")
+    a, b, c, d = sets.result(job)["datums"]
+    assert "replaced by a file" in b["reason"]
+    for x, datum in (("a", a), ("c", c), ("d", d)):
+        assert datum["state"] == "SUCCESS", datum
+        assert sorted(o[0] for o in datum["outputs"]) == ["/.seen", f"/sub/{x}"]
+        assert sets.output(datum, "/.seen") == b"0\n"
