@@ -154,10 +154,12 @@ def million(args, store_url: str, backend: str) -> None:
     env = {**os.environ, "PACH_AIRFLOW_STORE": store_url, "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "pach_airflow", "list", "file", "million@master:/data"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    t = time.perf_counter()
-    with open(os.devnull, "wb") as devnull:
-        subprocess.run(cmd, env=env, stdout=devnull, check=True)
-    t_cli = time.perf_counter() - t
+    t_cli = float("inf")
+    for _ in range(args.repeat):  # best of --repeat: the machine may be shared
+        t = time.perf_counter()
+        with open(os.devnull, "wb") as devnull:
+            subprocess.run(cmd, env=env, stdout=devnull, check=True)
+        t_cli = min(t_cli, time.perf_counter() - t)
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     t = time.perf_counter()
     with open(os.devnull, "wb") as devnull:
@@ -169,7 +171,7 @@ def million(args, store_url: str, backend: str) -> None:
     print(f"Store.walk of one path (prefix read): {t_prefix * 1000:7.1f} ms")
     print(f"put file of one changed file on top:  {t_one:7.2f} s")
     print(f"diff file of that commit vs parent:   {t_diff * 1000:7.1f} ms  ({len(diff)} file differs)")
-    print(f"pach-airflow list file (process):     {t_cli:7.2f} s   (CLI start-up alone: {t_start:.2f} s; "
+    print(f"pach-airflow list file (process):     {t_cli:7.2f} s   (best of {args.repeat}; CLI start-up alone: {t_start:.2f} s; "
           f"ratio to start-up {t_cli / t_start:.1f})")
     print(f"peak RSS of that process:             {max(peak, before) / 1024:7.0f} MiB"
           + ("" if peak > before else "  (an earlier child was bigger; upper bound)"))

@@ -3,7 +3,8 @@
     .venv/bin/python bench/worker.py [--datums 50] [--files 200] [--size 4096]
 
 * shim: ``--datums`` datums of ``cmd: ["true"]`` in one set through the local runner (stage, shim in a
-  private mount namespace, upload) vs. ``true`` run that many times by ``subprocess.run``;
+  private mount namespace, upload) vs. ``true`` run that many times by ``subprocess.run``; wall time and
+  the CPU time of the processes each started (on a shared machine the CPU figure is the steadier one);
 * stage: one datum with glob ``/`` over ``--files`` files of ``--size`` bytes vs. ``store.get_files``;
 * upload: a datum writing ``--files`` outputs vs. ``store.put_blob`` of the same files in a loop.
 Needs root (or user namespaces) like the local runner.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -23,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pach_airflow.pfs import open_store
-from pach_airflow.runners.local import run_set
+from pach_airflow.runners.local import run_set, wait_for_deletions
 from pach_airflow.worker import stage_set
 from tests.worker.conftest import SetBuilder
 
@@ -32,6 +34,11 @@ def timed(fn) -> float:
     t0 = time.perf_counter()
     fn()
     return time.perf_counter() - t0
+
+
+def children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def main() -> None:
@@ -47,13 +54,19 @@ def main() -> None:
         sets = SetBuilder(store)
         sets.repo("many", {f"/f{i:05d}": f"datum {i}" for i in range(a.datums)})
         job = sets.job({"cmd": ["true"]}, [[[sets.input("many", "many", f"/f{i:05d}")] for i in range(a.datums)]])
+        c0 = children_cpu()
         t_base = timed(lambda: [subprocess.run(["true"], check=True) for _ in range(a.datums)])
+        c1 = children_cpu()
         summary = {}
         t_run = timed(lambda: summary.update(run_set(store, "p", job, "0")))
+        wait_for_deletions()
+        c2 = children_cpu()
         assert summary["SUCCESS"] == a.datums, summary
         print(f"shim: {a.datums} datums in {t_run:.2f}s = {1000 * t_run / a.datums:.1f} ms/datum "
               f"(stage {summary['stage_seconds']}s, run {summary['run_seconds']}s, upload {summary['upload_seconds']}s); "
               f"baseline subprocess.run(true) {1000 * t_base / a.datums:.2f} ms each; ratio {t_run / t_base:.1f}x")
+        print(f"shim CPU (its processes): {1000 * (c2 - c1) / a.datums:.2f} ms/datum; baseline "
+              f"{1000 * (c1 - c0) / a.datums:.2f} ms per true; ratio {(c2 - c1) / max(c1 - c0, 1e-9):.1f}x")
 
         payload = os.urandom(a.size)
         sets.repo("big", {f"/d/f{i:05d}": payload[:-8] + i.to_bytes(8, "big") for i in range(a.files)})
@@ -76,6 +89,7 @@ def main() -> None:
               f"{t_put:.3f}s; ratio {summary3['upload_seconds'] / t_put:.2f}x")
         store.close()
     finally:
+        wait_for_deletions()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

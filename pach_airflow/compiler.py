@@ -12,7 +12,9 @@ Every other input repo gets an ``AssetWatcher`` running :class:`pach_airflow.tri
 the triggerer. Cron inputs become the DAG's timetable (several crons: ``MultipleCronTriggerTimetable``;
 ``@every``: ``DeltaTriggerTimetable``); with PFS inputs too, ``AssetOrTimeSchedule`` combines both.
 ``airflow dags trigger <pipeline>`` runs on the current heads, ``--conf '{"commits": {"<repo>": "<id>"}}'``
-pins commits.
+pins commits, ``--conf '{"run_cron": true}'`` writes a tick now into every cron input (``pachctl run
+cron``). Any other conf key, an input repo the pipeline does not read, or a commit id that is not one
+fails the ``plan`` task at once, before anything is written.
 
 **One job per input commit, in order.**  Airflow folds several asset events into one run, and a run
 may even start when nothing is new (an event repeated after a triggerer restart). So events only wake

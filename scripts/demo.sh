@@ -20,6 +20,7 @@ export AIRFLOW__CORE__LOAD_EXAMPLES=False
 export AIRFLOW__CORE__PARALLELISM=4
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False
 export AIRFLOW__API__PORT=$PORT
+export AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://localhost:$PORT/execution/
 export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=30
 export AIRFLOW__PACH_AIRFLOW__STORE=$PACH_AIRFLOW_STORE
 export AIRFLOW__PACH_AIRFLOW__RUNNER=local
@@ -72,7 +73,7 @@ for i in $(seq 1 150); do
   for p in $want; do
     pach-airflow list job -p "$p" -o json 2>/dev/null | grep -q '"JOB_SUCCESS"' && done_n=$((done_n + 1))
   done
-  printf '\r  %d of 5 pipelines have a finished job' "$done_n"
+  [ "$done_n" != "${last_n:-}" ] && echo "  $done_n of 5 pipelines have a finished job" && last_n=$done_n
   [ "$done_n" -ge 5 ] && break
   sleep 4
 done

@@ -307,7 +307,7 @@ class _Progress:
 
 @command("put", "file", help="Put local files into a repo (one commit per put unless a commit is open).",
          args=[arg("target", metavar="REPO@BRANCH[:/PATH]"),
-               arg("-f", "--file", action="append", help="local file or directory; '-' reads stdin (repeatable)"),
+               arg("-f", "--file", action="append", help="local file or directory, http(s) URL, or '-' for stdin (repeatable)"),
                arg("-r", "--recursive", action="store_true", help="put a directory's contents under PATH"),
                arg("-a", "--append", action="store_true", help="append to existing files instead of overwriting"),
                arg("-i", "--input-file", default=None, help="a file listing local paths, one a line ('-': stdin)"),

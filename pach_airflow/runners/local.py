@@ -20,7 +20,8 @@ live under ``$PACH_AIRFLOW_WORK_ROOT`` (default ``<tmp>/pach-airflow-work``), ea
 beside it (``ROOT/<name>.lock``, ``flock``) that exists, already locked, *before* the folder does and goes
 *after* it: a later run removes the folders whose lock nobody holds, and can never see a folder whose lock
 is not yet taken (see :func:`_claim_work_folder`). Finished folders are renamed to ``ROOT/.trash-*`` and
-deleted by a background thread, so a set's result does not wait for thousands of small unlinks.
+deleted by a background ``rm -rf``, so a set's result does not wait for thousands of small unlinks
+(:func:`wait_for_deletions` waits for them).
 
 Several sets may run at once (``jobs.run_job`` runs up to ``parallelism_spec.constant``): each has its
 own namespace and so its own ``/pfs``.
@@ -296,24 +297,50 @@ def _release_work_folder(work: Path, lock_fd: int, *, keep: bool) -> None:
 
 
 def _discard(folder: Path) -> None:
-    """Rename ``folder`` out of the way (instantly) and delete it in a background thread: one datum set
-    leaves thousands of small files, and the set's result must not wait for their unlinks. A process that
-    exits first leaves a ``.trash-*`` folder, which the next cleaner removes."""
+    """Rename ``folder`` out of the way (instantly) and delete it in the background: one datum set leaves
+    thousands of small files, and the set's result must not wait for their unlinks. ``rm -rf`` in a
+    process of its own does it without taking Python's GIL from the next set's staging, and finishes even
+    if this process exits first; where that fails, a thread does it. Leftovers (``.trash-*``) are removed
+    by the next cleaner."""
     trash = folder.with_name(f"{TRASH_PREFIX}{folder.name}")
     try:
         os.rename(folder, trash)
     except OSError:
         shutil.rmtree(folder, ignore_errors=True)
         return
+    with _deleters_lock:
+        _deleters[:] = [d for d in _deleters if d.poll() is None]  # reaps finished ones
+        rm = shutil.which("rm")
+        if rm:
+            try:
+                _deleters.append(subprocess.Popen([rm, "-rf", "--", str(trash)], stdin=subprocess.DEVNULL,
+                                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                                  start_new_session=True))
+                return
+            except OSError:
+                pass
     t = threading.Thread(target=shutil.rmtree, args=(trash,), kwargs={"ignore_errors": True},
                          name=f"rm-{folder.name}", daemon=True)
-    with _deleters_lock:
-        _deleters[:] = [d for d in _deleters if d.is_alive()]
-        _deleters.append(t)
     t.start()
+    with _deleters_lock:
+        _deleters.append(_ThreadDeleter(t))
 
 
-_deleters: list[threading.Thread] = []
+class _ThreadDeleter:
+    """A deleting thread with the two methods of ``Popen`` that :func:`wait_for_deletions` uses."""
+
+    def __init__(self, thread: threading.Thread):
+        self.thread = thread
+
+    def poll(self) -> int | None:
+        return None if self.thread.is_alive() else 0
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        self.thread.join(timeout)
+        return self.poll()
+
+
+_deleters: list[Any] = []
 _deleters_lock = threading.Lock()
 
 
@@ -321,8 +348,9 @@ def wait_for_deletions(timeout: float | None = None) -> None:
     """Wait until the background deletions of finished work folders are done (tests, benchmarks)."""
     with _deleters_lock:
         pending = list(_deleters)
-    for t in pending:
-        t.join(timeout)
+    for d in pending:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            d.wait(timeout)
 
 
 def _clean_stale(root: Path) -> None:

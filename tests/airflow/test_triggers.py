@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from pach_airflow.triggers import CURSOR_KEY, CommitTrigger
+
+pytestmark = pytest.mark.airflow
 
 
 class StateStore:

@@ -127,111 +127,123 @@ def test_ui_in_chromium(airflow_standalone, tmp_path):
                   "--disable-component-update", "--disable-sync"])
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         page.set_default_timeout(30_000)
-
-        def shot(name: str) -> None:
-            page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
-
-        # Anonymous: the plugin's JSON API answers 401, its page sends the browser to Airflow's login.
-        r = page.goto(f"{server.url}/pach/api/repos")
-        assert r is not None and r.status == 401 and "Not authenticated" in page.inner_text("body")
-        page.goto(f"{server.url}/pach/repos/images")
-        expect(page.get_by_text("Sign in").first).to_be_visible()
-        assert "/auth/login" in page.url
-        shot("01-login")
-
-        page.get_by_label("Username").fill("admin")
-        page.get_by_label("Password").fill(server.password())
-        page.get_by_role("button", name="Sign in").click()
-        # After login the browser comes back to the page it asked for, served by the plugin.
-        expect(page.get_by_role("heading", name=re.compile("Repo images"))).to_be_visible()
-        assert "sample PGM images" in page.inner_text("body")
-        shot("02-after-login-repo-images")
-
-        # The example pipelines' DAGs.
-        page.goto(f"{server.url}/dags")
-        for name in example_pipelines():
-            expect(page.get_by_role("link", name=name, exact=True).first).to_be_visible()
-        shot("03-dags")
-
-        # The finished run: its mapped `process` tasks are labelled by their datum's file.
-        page.goto(f"{server.url}/dags/edges/runs/{run_id}/tasks/process/mapped")
-        for label in labels:
-            expect(page.get_by_role("link", name=label, exact=True)).to_be_visible()
-        shot("04-mapped-tasks-by-datum")
-
-        # The repos view inside the Airflow UI (nav item "Pachyderm repos").
-        page.goto(f"{server.url}/")
-        page.get_by_role("link", name="Pachyderm repos").first.click()
-        frame = page.frame_locator("iframe").first
-        expect(frame.get_by_role("heading", name="Pachyderm repos")).to_be_visible()
-        repos = frame.locator("#repos")
-        for name in ("images", "edges", "montage"):
-            expect(repos.get_by_role("link", name=name, exact=True)).to_be_visible()
-        expect(frame.locator("svg.lineage")).to_be_visible()
-        shot("05-pachyderm-repos")
-
-        # A commit of the edges repo and its provenance.
-        repos.get_by_role("link", name="edges", exact=True).click()
-        expect(frame.get_by_role("heading", name=re.compile("Repo edges"))).to_be_visible()
-        frame.locator("#commits").get_by_role("link", name=job_id[:12], exact=True).click()
-        expect(frame.get_by_role("heading", name=re.compile(f"Commit edges@{job_id}"))).to_be_visible()
-        prov = frame.locator("#provenance")
-        expect(prov.get_by_role("link", name=images_commit)).to_be_visible()
-        expect(prov).to_contain_text("images")
-        expect(frame.locator("#made-by")).to_contain_text(f"edges@{job_id[:12]}")
-        expect(frame.locator("#dag-run")).to_contain_text(run_id)
-        for name in IMAGES:
-            expect(frame.locator("#files")).to_contain_text(f"/{name}")
-        # The parent page's address follows the frame, so this view can be linked to.
-        assert page.url.endswith(f"/plugin/pach/pach/commits/edges/{job_id}")
-        shot("06-commit-provenance")
-
-        # From the DAG run to its output commit: the run's "Output commit" tab shows the job.
-        page.goto(f"{server.url}/dags/edges/runs/{run_id}/plugin/pach-run")
-        frame = page.frame_locator("iframe").first
-        expect(frame.get_by_role("heading", name=re.compile(f"Job edges@{job_id}"))).to_be_visible()
-        datums = frame.locator("#datums")
-        for name in IMAGES:
-            expect(datums).to_contain_text(f"images:/{name}")
-        expect(datums.locator(".state", has_text="SUCCESS")).to_have_count(3)
-        expect(frame.locator("#dag-run").get_by_role("link", name=run_id)).to_be_visible()
-        shot("07-run-output-commit")
-
-        # A mapped task's "Datums" tab: the datum of its set, with state and log.
-        page.goto(f"{server.url}/dags/edges/runs/{run_id}/tasks/process/mapped/1/plugin/pach-datums")
-        frame = page.frame_locator("iframe").first
-        expect(frame.locator("#set-note")).to_contain_text("process [1]")
-        rows = frame.locator("#datums tbody tr")
-        expect(rows).to_have_count(1)
-        expect(rows.first.locator(".state")).to_have_text("SUCCESS")
-        expect(rows.first).to_contain_text("images:/")
-        shot("08-task-datums")
-        page.goto(f"{server.url}/dags/edges/runs/{run_id}/plugin/pach-run")
-        frame = page.frame_locator("iframe").first
-
-        # And back: the commit page's DAG run link opens the run in the Airflow UI (whole window).
-        frame.locator("#job").get_by_role("link", name=f"edges@{job_id[:12]}").click()
-        frame.locator("#dag-run").get_by_role("link", name=run_id).click()
-        page.wait_for_url(lambda url: unquote(url).endswith(f"/dags/edges/runs/{run_id}"))
-        expect(page.locator("iframe")).to_have_count(0)  # the Airflow UI's own run page, not the plugin
-        expect(page.get_by_text(run_id).first).to_be_visible()
-        page.wait_for_load_state("networkidle")
-        shot("09-back-to-run")
-
-        # The DAG's "Pachyderm" tab: the pipeline with its jobs and lineage.
-        page.goto(f"{server.url}/dags/montage/plugin/pach-pipeline")
-        frame = page.frame_locator("iframe").first
-        expect(frame.get_by_role("heading", name=re.compile("Pipeline montage"))).to_be_visible()
-        expect(frame.locator("#jobs .state", has_text="SUCCESS").first).to_be_visible()
-        shot("10-pipeline-tab")
-
-        # The pipeline's output file, straight from its commit.
-        r = page.goto(f"{server.url}/pach/files/montage/master/montage.png")
-        assert r is not None and r.status == 200 and r.headers["content-type"] == "image/png"
-        shot("11-montage-png")
-        browser.close()
+        expect.set_options(timeout=30_000)  # two shared cores: the Airflow UI can take a while to render
+        try:
+            browse(page, server, shots, run_id, job_id, images_commit, labels)
+        except BaseException:
+            page.screenshot(path=str(shots / "failed.png"), full_page=True)
+            raise
+        finally:
+            browser.close()
     timings["browser done"] = time.monotonic() - t0
-
     (tmp_path / "summary.json").write_text(json.dumps({"run_id": run_id, "job_id": job_id,
                                                        "screenshots": sorted(os.listdir(shots)), "timings": timings}))
     print("screenshots in", shots, "timings", {k: round(v, 1) for k, v in timings.items()})
+
+
+def browse(page, server, shots: pathlib.Path, run_id: str, job_id: str, images_commit: str,
+           labels: list[str]) -> None:
+    """What a person does in the browser, with what the pages must show at each step."""
+    from playwright.sync_api import expect
+
+    def shot(name: str) -> None:
+        page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+
+    # Anonymous: the plugin's JSON API answers 401, its page sends the browser to Airflow's login.
+    r = page.goto(f"{server.url}/pach/api/repos")
+    assert r is not None and r.status == 401 and "Not authenticated" in page.inner_text("body")
+    page.goto(f"{server.url}/pach/repos/images")
+    expect(page.get_by_text("Sign in").first).to_be_visible()
+    assert "/auth/login" in page.url
+    shot("01-login")
+
+    page.get_by_label("Username").fill("admin")
+    page.get_by_label("Password").fill(server.password())
+    page.get_by_role("button", name="Sign in").click()
+    # After login the browser comes back to the page it asked for, served by the plugin.
+    expect(page.get_by_role("heading", name=re.compile("Repo images"))).to_be_visible()
+    assert "sample PGM images" in page.inner_text("body")
+    shot("02-after-login-repo-images")
+
+    # The example pipelines' DAGs.
+    page.goto(f"{server.url}/dags")
+    for name in example_pipelines():
+        expect(page.get_by_role("link", name=name, exact=True).first).to_be_visible()
+    shot("03-dags")
+
+    # The finished run: its mapped `process` tasks are labelled by their datum's file.
+    page.goto(f"{server.url}/dags/edges/runs/{run_id}/tasks/process/mapped")
+    for label in labels:
+        expect(page.get_by_role("link", name=label, exact=True)).to_be_visible()
+    shot("04-mapped-tasks-by-datum")
+
+    # The repos view inside the Airflow UI (nav item "Pachyderm repos").
+    page.goto(f"{server.url}/")
+    page.get_by_role("link", name="Pachyderm repos").first.click()
+    frame = page.frame_locator("iframe").first
+    expect(frame.get_by_role("heading", name="Pachyderm repos")).to_be_visible()
+    repos = frame.locator("#repos")
+    for name in ("images", "edges", "montage"):
+        expect(repos.get_by_role("link", name=name, exact=True)).to_be_visible()
+    expect(frame.locator("svg.lineage")).to_be_visible()
+    shot("05-pachyderm-repos")
+
+    # A commit of the edges repo and its provenance.
+    repos.get_by_role("link", name="edges", exact=True).click()
+    expect(frame.get_by_role("heading", name=re.compile("Repo edges"))).to_be_visible()
+    frame.locator("#commits").get_by_role("link", name=job_id[:12], exact=True).click()
+    expect(frame.get_by_role("heading", name=re.compile(f"Commit edges@{job_id}"))).to_be_visible()
+    prov = frame.locator("#provenance")
+    expect(prov.get_by_role("link", name=images_commit)).to_be_visible()
+    expect(prov).to_contain_text("images")
+    expect(frame.locator("#made-by")).to_contain_text(f"edges@{job_id[:12]}")
+    expect(frame.locator("#dag-run")).to_contain_text(run_id)
+    for name in IMAGES:
+        expect(frame.locator("#files")).to_contain_text(f"/{name}")
+    # The parent page's address follows the frame, so this view can be linked to.
+    assert page.url.endswith(f"/plugin/pach/pach/commits/edges/{job_id}")
+    shot("06-commit-provenance")
+
+    # From the DAG run to its output commit: the run's "Output commit" tab shows the job.
+    page.goto(f"{server.url}/dags/edges/runs/{run_id}/plugin/pach-run")
+    frame = page.frame_locator("iframe").first
+    expect(frame.get_by_role("heading", name=re.compile(f"Job edges@{job_id}"))).to_be_visible()
+    datums = frame.locator("#datums")
+    for name in IMAGES:
+        expect(datums).to_contain_text(f"images:/{name}")
+    expect(datums.locator(".state", has_text="SUCCESS")).to_have_count(3)
+    expect(frame.locator("#dag-run").get_by_role("link", name=run_id)).to_be_visible()
+    shot("07-run-output-commit")
+
+    # A mapped task's "Datums" tab: the datum of its set, with state and log.
+    page.goto(f"{server.url}/dags/edges/runs/{run_id}/tasks/process/mapped/1/plugin/pach-datums")
+    frame = page.frame_locator("iframe").first
+    expect(frame.locator("#set-note")).to_contain_text("process [1]")
+    rows = frame.locator("#datums tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows.first.locator(".state")).to_have_text("SUCCESS")
+    expect(rows.first).to_contain_text("images:/")
+    shot("08-task-datums")
+    page.goto(f"{server.url}/dags/edges/runs/{run_id}/plugin/pach-run")
+    frame = page.frame_locator("iframe").first
+
+    # And back: the commit page's DAG run link opens the run in the Airflow UI (whole window).
+    frame.locator("#job").get_by_role("link", name=f"edges@{job_id[:12]}").click()
+    frame.locator("#dag-run").get_by_role("link", name=run_id).click()
+    page.wait_for_url(lambda url: unquote(url).endswith(f"/dags/edges/runs/{run_id}"))
+    expect(page.locator("iframe")).to_have_count(0)  # the Airflow UI's own run page, not the plugin
+    expect(page.get_by_text(run_id).first).to_be_visible()
+    page.wait_for_load_state("networkidle")
+    shot("09-back-to-run")
+
+    # The DAG's "Pachyderm" tab: the pipeline with its jobs and lineage.
+    page.goto(f"{server.url}/dags/montage/plugin/pach-pipeline")
+    frame = page.frame_locator("iframe").first
+    expect(frame.get_by_role("heading", name=re.compile("Pipeline montage"))).to_be_visible()
+    expect(frame.locator("#jobs .state", has_text="SUCCESS").first).to_be_visible()
+    shot("10-pipeline-tab")
+
+    # The pipeline's output file, straight from its commit.
+    r = page.goto(f"{server.url}/pach/files/montage/master/montage.png")
+    assert r is not None and r.status == 200 and r.headers["content-type"] == "image/png"
+    shot("11-montage-png")
