@@ -36,6 +36,8 @@ _GO_META = set("\\.+*?()|[]{}^$")
 # Characters that start anything but plain text: the literal prefix of a glob ends at the first one
 # (Pachyderm's globRegex ``[*?[\]{}!()@+^]``, plus the escape character, which changes what follows).
 _SPECIAL = set("*?[]{}!()@+^\\")
+# Pachyderm's globRegex itself, without the escape character: ``storage.GlobLiteralPrefix`` cuts there.
+_GLOB_CHARS = set("*?[]{}!()@+^")
 
 _POSIX = {
     ":alnum:": "0-9A-Za-z",
@@ -352,25 +354,37 @@ def glob_to_regex(pattern: str, separators: str = "/") -> str:
 # ------------------------------------------------------------------------------------------- cleaning
 
 def _go_path_clean(p: str) -> str:
-    """Go's ``path.Clean`` for a rooted path: no empty or ``.`` parts, ``..`` resolved, no trailing ``/``."""
+    """Go's ``path.Clean``: no empty or ``.`` parts, ``..`` resolved lexically (dropped at the root of
+    a rooted path, kept at the start of a relative one), no trailing ``/``; ``""`` → ``.``."""
+    rooted = p.startswith("/")
     out: list[str] = []
     for part in p.split("/"):
         if part in ("", "."):
             continue
         if part == "..":
-            if out:
+            if out and out[-1] != "..":
                 out.pop()
+            elif not rooted:
+                out.append("..")  # a relative path keeps the '..' it cannot resolve
             continue
         out.append(part)
-    return "/" + "/".join(out)
+    joined = "/".join(out)
+    if rooted:
+        return "/" + joined
+    return joined or "."
 
 
 def clean_glob(pattern: str) -> str:
-    """``pfsfile.CleanPath`` as Pachyderm applies it to globs: ``*`` → ``/*``, ``/(*)/`` → ``/(*)``,
-    ``""`` → ``/``."""
+    """``pfsfile.CleanPath`` as Pachyderm applies it to globs: Go's ``path.Clean`` first, then one
+    leading ``/`` (``*`` → ``/*``, ``/(*)/`` → ``/(*)``, ``""`` → ``/``). Cleaning comes before the
+    ``/``, so a relative ``../h/*`` stays ``/../h/*`` (it matches nothing) while ``/../h/*`` is
+    ``/h/*``."""
     if not isinstance(pattern, str):
         raise GlobError(f"glob {pattern!r} is not a string")
-    return _go_path_clean("/" + pattern)
+    cleaned = _go_path_clean(pattern)
+    if cleaned == ".":
+        return "/"
+    return "/" + cleaned.strip("/")
 
 
 def _literal_prefix(cleaned: str) -> str:
@@ -475,6 +489,12 @@ def compile_glob(pattern: str) -> Glob:
     """Clean and compile ``pattern``; raises :class:`GlobError` (naming the pattern) if it is bad."""
     cleaned = clean_glob(pattern)
     source = glob_to_regex(cleaned)
+    raw = _raw_prefix(cleaned)
+    if "\\" in raw:
+        # GlobFile reads only the paths that start with the raw prefix (server_file.go:506) while the
+        # regex consumes the escape: require both, as Pachyderm does. Without a backslash the regex
+        # already starts with exactly that text.
+        source = r"\A(?=" + re.escape(raw) + ")" + source[2:]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -482,6 +502,12 @@ def compile_glob(pattern: str) -> Glob:
     except re.error as exc:
         raise GlobError(f"glob {pattern!r} does not compile: {exc}; escape special characters with '\\'") from exc
     return Glob(cleaned, regex, _literal_prefix(cleaned))
+
+
+def _raw_prefix(cleaned: str) -> str:
+    """Pachyderm's ``storage.GlobLiteralPrefix``: the cleaned glob up to its first ``[*?[]{}!()@+^]``,
+    taken as raw text (a ``\\`` escape stays in it)."""
+    return cleaned[:next((i for i, c in enumerate(cleaned) if c in _GLOB_CHARS), len(cleaned))]
 
 
 # ------------------------------------------------------------------------------------ matching a tree

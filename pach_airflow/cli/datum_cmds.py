@@ -248,7 +248,10 @@ def glob_file_cmd(ns: argparse.Namespace) -> int:
     from pach_airflow.glob import glob_file
     from pach_airflow.pfs.paths import parse_file_ref
 
-    repo, ref, pattern = parse_file_ref(ns.pattern)
+    # Only repo@ref is a file reference; the pattern stays raw for glob_file to clean the way
+    # Pachyderm's GlobFile does (pfsfile.CleanPath resolves '..', which a stored path may not hold).
+    head, _, pattern = ns.pattern.partition(":")
+    repo, ref, _ = parse_file_ref(head)
     matches = glob_file(_store(), repo, ref, pattern)
     if ns.output == "json":
         emit(({"path": m.path, "type": m.type, "size": m.size, "hash": m.hash} for m in matches), [], "json")

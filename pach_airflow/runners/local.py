@@ -40,6 +40,7 @@ import fcntl
 import logging
 import os
 import pwd
+import re
 import secrets
 import shlex
 import shutil
@@ -207,6 +208,8 @@ def _check_traversable(root: Path, spec: Mapping[str, Any]) -> None:
 LOCK_SUFFIX = ".lock"
 CLAIM_PREFIX = ".claim-"
 TRASH_PREFIX = ".trash-"
+# What the cleaner may judge (the work root may be a folder shared with other things: touch only ours).
+_OURS = re.compile(r"(?P<claim>\.claim-[0-9a-f]{16})|(?P<trash>\.trash-.+-[0-9a-f]{8})|(?P<lock>.+-[0-9a-f]{8}\.lock)")
 # Tests set this to run code at named points of the claim / clean protocol (a deterministic interleaving
 # instead of a timing race): ``hook(point, path)``.
 _race_hook: Callable[[str, Path], None] | None = None
@@ -367,11 +370,11 @@ def _clean_stale(root: Path) -> None:
             is_dir = e.is_dir(follow_symlinks=False)
         except OSError:
             continue
-        if e.name.startswith(TRASH_PREFIX):
+        ours = _OURS.fullmatch(e.name)
+        if ours and ours["trash"] and is_dir:
             # Nobody uses a trash folder; a concurrent deleter and we may both unlink: harmless.
             shutil.rmtree(path, ignore_errors=True)
-        elif e.name.startswith(CLAIM_PREFIX) or (e.name.endswith(LOCK_SUFFIX) and
-                                                  e.name[:-len(LOCK_SUFFIX)] not in names):
+        elif ours and (ours["claim"] or (ours["lock"] and e.name[:-len(LOCK_SUFFIX)] not in names)):
             # A claim or a lock without its folder: free means its runner died before making the folder
             # (or after removing it). A claim not yet locked may be taken here; its runner then sees its
             # claim gone at link() and starts over.

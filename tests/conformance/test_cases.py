@@ -48,13 +48,6 @@ KNOWN_BUGS: dict[str, str] = {
     "datum:join-empty-join-on-crosses": _B1,
     "datum:group-empty-group-by": _B1,
     "datum:group-in-cross": _B1,
-    "glob file:deep-dotdot-resolved": _B2,
-    "glob file:deep-dotdot-above-root": _B2,
-    "datum:deep-relative-dotdot-kept": _B3,
-    "glob file:deep-relative-dotdot-kept": _B2 + "; then " + _B3,
-    **{f"{t}:{c}": _B4 for t in ("datum", "glob file")
-       for c in ("deep-escaped-dot-in-prefix", "special-escaped-space-in-prefix",
-                 "special-escaped-backslash-in-prefix", "ohmyglob-7f90c05d")},
 }
 
 

@@ -11,9 +11,9 @@ from pach_airflow.runners.local import run_set
 from pach_airflow.worker import ShimConfig, render_shim
 from pach_airflow.worker.shim import exportable
 
-LISTING = ["sh", "-c", "cd /pfs && ls -A | sort | tr '\\n' ' ' > /tmp/ls.$$; cat /pfs/data/* > /pfs/out/data; "
+LISTING = ["sh", "-c", ("cd /pfs && ls -A | sort | tr '\\n' ' ' > /tmp/ls.$$; cat /pfs/data/* > /pfs/out/data; "
                        "mv /tmp/ls.$$ /pfs/out/ls; "
-                       "touch /pfs/junk-$PACH_DATUM_ID; mkdir -p /pfs/dir; echo $PPS_PIPELINE_NAME > /pfs/out/env"]
+                       "touch /pfs/junk-$PACH_DATUM_ID; mkdir -p /pfs/dir; echo $PPS_PIPELINE_NAME > /pfs/out/env")]
 
 
 @pytest.fixture(params=["by-name", "exec"])
@@ -38,8 +38,8 @@ def test_clean_datums_relink_in_place_and_inputs_follow_each_datum(sets, local_s
     """Datums that leave /pfs alone take the in-place relink; union datums change input names."""
     sets.repo("a", {"/x": "ax\n", "/y": "ay\n"})
     sets.repo("b", {"/z": "bz\n"})
-    show = ["sh", "-c", "cd /pfs && ls -A | sort | tr '\\n' ' ' > /tmp/ls.$$; cat /pfs/[ab]/* > /pfs/out/data; "
-                       "mv /tmp/ls.$$ /pfs/out/ls"]
+    show = ["sh", "-c", ("cd /pfs && ls -A | sort | tr '\\n' ' ' > /tmp/ls.$$; cat /pfs/[ab]/* > /pfs/out/data; "
+                       "mv /tmp/ls.$$ /pfs/out/ls")]
     datums = [[sets.input("a", "a", "/x")], [sets.input("a", "a", "/y")], [sets.input("b", "b", "/z")],
               [sets.input("a", "a", "/x"), sets.input("b", "b", "/z")], [sets.input("a", "a", "/y")]]
     job = sets.job({"cmd": show}, [datums])
@@ -52,8 +52,8 @@ def test_clean_datums_relink_in_place_and_inputs_follow_each_datum(sets, local_s
 def test_retries_err_cmd_and_timeout_with_either_way_of_calling_applets(sets, local_store, applets, tmp_path):
     marks = tmp_path / "marks"
     sets.repo("data", {"/f": "x", "/g": "y"})
-    job = sets.job({"cmd": ["sh", "-c", f"touch /pfs/out/t; echo try >> {marks}-$PACH_DATUM_ID; "
-                                        "[ -e /pfs/data/g ] && sleep 30; exit 3"],
+    job = sets.job({"cmd": ["sh", "-c", (f"touch /pfs/out/t; echo try >> {marks}-$PACH_DATUM_ID; "
+                                        "[ -e /pfs/data/g ] && sleep 30; exit 3")],
                     "err_cmd": ["sh", "-c", "exit 0"]},
                    [[[sets.input("data", "data", "/f")], [sets.input("data", "data", "/g")]]],
                    datum_tries=2, datum_timeout="2s")

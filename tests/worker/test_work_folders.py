@@ -100,31 +100,35 @@ def test_a_cleaner_during_a_real_set_keeps_its_folder(hook, sets, local_store):
 def test_stale_leftovers_are_removed_and_kept_or_held_folders_are_not():
     root = _root()
     # A dead runner's folder: its lock file is free.
-    (root / "p-0-dead").mkdir()
-    (root / "p-0-dead" / "x").write_text("x")
-    (root / "p-0-dead.lock").write_text("1\n")
+    (root / "p-0-0000dead").mkdir()
+    (root / "p-0-0000dead" / "x").write_text("x")
+    (root / "p-0-0000dead.lock").write_text("1\n")
     # A live runner's folder: its lock is held (flock is per open file, so this process counts as another).
-    (root / "p-0-live").mkdir()
-    live_fd = os.open(root / "p-0-live.lock", os.O_RDWR | os.O_CREAT)
+    (root / "p-0-0000beef").mkdir()
+    live_fd = os.open(root / "p-0-0000beef.lock", os.O_RDWR | os.O_CREAT)
     fcntl.flock(live_fd, fcntl.LOCK_EX)
     # A lock whose runner died before making its folder, an unpublished claim, a trash folder.
-    (root / "p-1-orphan.lock").write_text("1\n")
-    (root / ".claim-0123").write_text("")
-    (root / ".trash-p-2-old").mkdir()
-    (root / ".trash-p-2-old" / "y").write_text("y")
+    (root / "p-1-0000abcd.lock").write_text("1\n")
+    (root / ".claim-0123456789abcdef").write_text("")
+    (root / ".trash-p-2-000000cd").mkdir()
+    (root / ".trash-p-2-000000cd" / "y").write_text("y")
     # A kept folder (no lock at all) and folders of the previous layout (lock inside).
     (root / "p-3-kept").mkdir()
     (root / "p-4-legacy-dead").mkdir()
     (root / "p-4-legacy-dead" / ".lock").write_text("1\n")
     (root / "p-4-legacy-kept").mkdir()
     (root / "p-4-legacy-kept" / ".lock").write_text("")
+    # Things of other programs in a shared work root: not ours to touch.
+    (root / "other.lock").write_text("")
+    (root / ".trash-mine").mkdir()
     try:
         _clean_stale(root)
-        assert sorted(os.listdir(root)) == ["p-0-live", "p-0-live.lock", "p-3-kept", "p-4-legacy-kept"]
+        assert sorted(os.listdir(root)) == [".trash-mine", "other.lock", "p-0-0000beef",
+                                              "p-0-0000beef.lock", "p-3-kept", "p-4-legacy-kept"]
     finally:
         os.close(live_fd)
     _clean_stale(root)
-    assert sorted(os.listdir(root)) == ["p-3-kept", "p-4-legacy-kept"]
+    assert sorted(os.listdir(root)) == [".trash-mine", "other.lock", "p-3-kept", "p-4-legacy-kept"]
 
 
 def test_keep_leaves_the_folder_without_a_lock_and_cleaners_spare_it(sets, local_store):
