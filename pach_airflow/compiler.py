@@ -208,6 +208,8 @@ def doc_md(spec: PipelineSpec, source: str | None) -> str:
         lines.append("Inputs: " + ", ".join(
             f"`{i.repo}@{i.branch}`" + (f" (cron `{i.cron.spec}`)" if i.cron is not None else "") for i in ins))
     lines += [f"Output: `{out_repo}@{out_branch}`", "",
+              f"[Repos, jobs and datums of this pipeline](/dags/{name}/plugin/pach-pipeline) · "
+              "[all repos](/plugin/pach)", "",
               'Run by hand: `airflow dags trigger ' + name + '` (current heads) or with '
               '`--conf \'{"commits": {"<repo>": "<commit id>"}}\'` to pin input commits.', "",
               "```yaml", yaml.dump(_dump(spec), Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper),
@@ -280,7 +282,7 @@ def compile_pipeline(spec: PipelineSpec, *, source: str | None = None,
             from airflow.sdk import get_current_context
 
             context = get_current_context()
-            result = run_plan(spec, context)
+            result = run_plan(spec, context, upstream=pipeline_outputs)
             # Only the set list is the return value (mapping needs it); the rest goes under own keys.
             for key in ("job_id", "backlog", "commits"):
                 context["ti"].xcom_push(key=key, value=result[key])
@@ -626,8 +628,25 @@ def _tick_pending(store, spec: PipelineSpec, ticks: list[str]) -> list[tuple[str
     return sorted(out, key=lambda p: p[0])
 
 
-def run_plan(spec: PipelineSpec, context: Mapping[str, Any]) -> dict:
-    """The ``plan`` task: tick crons, pick the input commits, plan the job, return set ids and labels."""
+def _repo_exists(store: Any, repo: str) -> bool:
+    from pach_airflow.errors import NotFound
+
+    try:
+        store.inspect_repo(repo)
+    except NotFound:
+        return False
+    return True
+
+
+def run_plan(spec: PipelineSpec, context: Mapping[str, Any], *,
+             upstream: set[tuple[str, str]] | frozenset = frozenset()) -> dict:
+    """The ``plan`` task: tick crons, pick the input commits, plan the job, return set ids and labels.
+
+    ``upstream``: the (repo, branch) pairs other pipelines write. Such an input whose repo does not
+    exist yet is an upstream pipeline that has not made its first output commit (specs land in
+    ``dags/`` in any order): the run does nothing and says so, and the upstream's first output
+    commit starts this pipeline again through its Asset.
+    """
     from pach_airflow import airflow_config, jobs
 
     dag_run = context.get("dag_run")
@@ -636,6 +655,12 @@ def run_plan(spec: PipelineSpec, context: Mapping[str, Any]) -> dict:
     run_type = getattr(dag_run, "run_type", None)
     run_type = str(getattr(run_type, "value", run_type) or "").lower()
     store = airflow_config.open_store()
+    waiting = [repo for repo, branch in sorted(upstream & {(i.repo, i.branch) for i in input_branches(spec)})
+               if not _repo_exists(store, repo)]
+    if waiting:
+        log.info("waiting for the first output commit of upstream pipeline(s) %s: nothing to do yet; their "
+                 "first output starts this pipeline", ", ".join(waiting))
+        return {"job_id": None, "sets": [], "backlog": 0, "commits": {}}
     if pins:
         _check_pins_exist(store, spec, pins)
     jobs.ensure_pipeline(store, spec)

@@ -575,6 +575,8 @@ def _affected_matches(store: Any, leaf: PfsLeaf, new_commit: str, old_commit: st
     from pach_airflow.pfs.info import FileInfo
 
     g = compile_glob(leaf.glob)
+    if g.above_root:
+        return None  # it matches nothing, before or after
     base = "/" if g.pattern == "/" else g.literal_prefix
     base_dir = base.rstrip("/") + "/"
     files: dict[str, Any] = {}

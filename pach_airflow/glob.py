@@ -457,6 +457,12 @@ class Glob:
     regex: re.Pattern[str]
     literal_prefix: str
 
+    @property
+    def above_root(self) -> bool:
+        """A relative glob that climbs above the root (``../h/*`` cleans to ``/../h/*``): no stored
+        path can match it, and its literal prefix is not a path a store accepts."""
+        return self.pattern == "/.." or self.pattern.startswith("/../")
+
     def match(self, path: str) -> bool:
         if self.pattern == "/":
             return path == "/"
@@ -650,6 +656,8 @@ def glob_file(store: Any, repo: str, ref: str, pattern: str) -> Iterator[Any]:
     """What ``pachctl glob file repo@ref:pattern`` prints: the matches of ``pattern`` in the commit
     ``ref`` resolves to, reading only the part of the manifest under the glob's literal prefix."""
     g = compile_glob(pattern)
+    if g.above_root:
+        return iter(())
     base = "/" if g.pattern == "/" else g.literal_prefix
     iter_entries = getattr(store, "iter_entries", None)
     if iter_entries is not None:  # plain tuples: no FileInfo for the files that do not match

@@ -1480,7 +1480,7 @@ def _yaml_documents(text: str, source: str) -> list[Any]:
         raise SpecError(f"{source}: {where}invalid YAML: {what}") from None
 
 
-class _SpecLoader(yaml.SafeLoader):
+class _SpecLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml when built in: parse time matters
     """SafeLoader that refuses duplicate keys (protojson refuses them too)."""
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from pach_airflow.errors import JobError, NotFound
+from pach_airflow.errors import JobError, NotFound, StoreError
 from pach_airflow.pps.records import (
     DATUM_FAILED,
     DATUM_RECOVERED,
@@ -41,6 +41,42 @@ if TYPE_CHECKING:
     from pach_airflow.pfs import Store
 
 
+# What the shim logs when an err_cmd succeeded (worker/shim.py run_err).
+_RECOVERY_LOG_LINE = "finished running user error handling code"
+
+
+def _recovered_then_succeeded(store: Store, res: Mapping[str, Any]) -> bool:
+    """A SUCCESS result whose datum had an earlier attempt recovered by ``err_cmd``. Pachyderm's meta
+    state then stays RECOVERED (it is never reset, and PROCESSED is the zero value: datum.go:205-213,
+    313-317) while the datum counts as processed and its output is uploaded; worker.go:176-179 skips
+    only PROCESSED datums, so the next job runs it again.
+
+    The result's ``recovered`` flag says it when the worker records one; otherwise the shim's log
+    (its tail in the record, else the whole log blob) shows an err_cmd that finished well."""
+    if res.get("state") != DATUM_SUCCESS:
+        return False
+    if "recovered" in res:
+        return bool(res["recovered"])
+    if int(res.get("tries") or 1) < 2:
+        return False  # err_cmd runs only after a failed attempt
+    if _RECOVERY_LOG_LINE in (res.get("log") or ""):
+        return True
+    if res.get("log_blob"):
+        try:
+            with store.open_blob(res["log_blob"]) as fh:
+                return _RECOVERY_LOG_LINE.encode() in fh.read()
+        except StoreError:
+            return False
+    return False
+
+
+def _has_output(d: Mapping[str, Any]) -> bool:
+    """Whether a datum's outputs go to the output commit: SUCCESS, or RECOVERED with a last attempt
+    that succeeded (``processed``)."""
+    state = d.get("state")
+    return state == DATUM_SUCCESS or (state == DATUM_RECOVERED and bool(d.get("processed")))
+
+
 def _count(index: Iterable[Mapping[str, Any]], job_id: str) -> dict:
     processed = skipped = failed = recovered = total = 0
     dl = ul = 0
@@ -49,7 +85,7 @@ def _count(index: Iterable[Mapping[str, Any]], job_id: str) -> dict:
         state = d.get("state")
         if state == DATUM_SUCCESS and d.get("job") not in (None, job_id):
             skipped += 1
-        elif state == DATUM_SUCCESS:
+        elif _has_output(d):
             processed += 1
             dl += int(d.get("size") or 0)
             ul += sum(int(o[2]) for o in d.get("outputs") or ())
@@ -66,7 +102,7 @@ def find_clash(index: Iterable[Mapping[str, Any]]) -> str | None:
     the same path written by two datums, or a file whose path is another output's directory."""
     owner: dict[str, str] = {}
     for d in index:
-        if d.get("state") != DATUM_SUCCESS:
+        if not _has_output(d):
             continue
         for path, *_rest in d.get("outputs") or ():
             other = owner.get(path)
@@ -98,7 +134,7 @@ def _failed_reason(index: list[dict]) -> str | None:
 def _output_files(index: Iterable[Mapping[str, Any]]):
     from pach_airflow.pfs import FileInfo
 
-    rows = sorted((p, h, int(s)) for d in index if d.get("state") == DATUM_SUCCESS
+    rows = sorted((p, h, int(s)) for d in index if _has_output(d)
                   for p, h, s in d.get("outputs") or ())
     return [FileInfo(path=p, type="file", size=s, hash=h) for p, h, s in rows]
 
@@ -121,6 +157,18 @@ def finish_job(store: Store, pipeline: str, job_id: str, *, killed_reason: str |
     error and the content of the last good output, so the branch head shows the error and readers keep
     the last good files; the job ends JOB_FAILURE or JOB_KILLED with the reason. Calling it again on a
     finished job returns the recorded result.
+
+    Counting follows Pachyderm's two phases. The plan puts new datums (absent from the base job) and
+    changed ones in separate sets, the latter listed as ``serial_set_ids``. When a new datum failed (or
+    a set of new datums left no result), the job fails as Pachyderm's does before its serial phase:
+    the changed datums' results are discarded and not counted, unchanged datums are not counted as
+    skipped (data_skipped 0), and both are listed STARTING with the reason. ``run_job`` does not even
+    start the serial sets then; under Airflow every set is mapped at once, so the changed datums' work
+    is done but thrown away here.
+
+    A datum whose err_cmd recovered an attempt and whose last attempt succeeded is recorded RECOVERED
+    with ``processed`` set: counted processed, its output uploaded, listed RECOVERED and not skipped by
+    the next job (Pachyderm never resets the RECOVERED meta state).
     """
     rec = _get_record(store, job_key(pipeline, job_id))
     if rec is None:
@@ -148,8 +196,27 @@ def finish_job(store: Store, pipeline: str, job_id: str, *, killed_reason: str |
         for d in res.get("datums", []):
             results[d["id"]] = {**d, "set": sid}
 
+    # Pachyderm's two phases (registry.go:296-316, 381-386): new datums first; if one fails, the job
+    # fails before the serial phase that skips unchanged datums and reruns changed ones.
+    serial = set(rec.get("serial_set_ids") or ())
+    missing_first = [sid for sid in missing_sets if sid not in serial]
+    first_failed = next((line["id"] for line in plan if line.get("set") is not None and line["set"] not in serial
+                         and results.get(line["id"], {}).get("state") == DATUM_FAILED), None)
+    stopped = killed_reason is None and (first_failed is not None or bool(missing_first))
+    if stopped:
+        missing_sets = missing_first
+        why = (f"datum {first_failed} failed" if first_failed else
+               f"datum set{'s' if len(missing_first) > 1 else ''} {', '.join(missing_first)} did not run")
+        not_run = {"state": DATUM_STARTING, "outputs": [],
+                   "reason": f"not run: {why} among the new datums, so the job stopped before the phase "
+                             f"that skips unchanged datums and reruns changed ones"}
+
     index: list[dict] = []
     for line in plan:
+        if stopped and (line.get("set") is None or line["set"] in serial):
+            index.append({"id": line["id"], "hash": line["hash"], "job": job_id, "files": line["files"],
+                          "set": line.get("set"), "size": line.get("size", 0), **not_run})
+            continue
         if line.get("set") is None:
             index.append({"id": line["id"], "hash": line["hash"], "state": DATUM_SUCCESS,
                           "job": line.get("job"), "outputs": line.get("outputs", []), "files": line["files"]})
@@ -164,7 +231,9 @@ def finish_job(store: Store, pipeline: str, job_id: str, *, killed_reason: str |
         else:
             entry = {k: res.get(k) for k in ("state", "reason", "started", "finished", "tries", "log_blob")}
             entry["outputs"] = res.get("outputs") or []
-            if entry["state"] != DATUM_SUCCESS:
+            if _recovered_then_succeeded(store, res):
+                entry["state"], entry["processed"] = DATUM_RECOVERED, True
+            if not _has_output(entry):
                 entry["outputs"] = []  # failed and recovered datums contribute nothing (reference §4.6)
         index.append({"id": line["id"], "hash": line["hash"], "job": job_id, "files": line["files"],
                       "set": line["set"], "size": line.get("size", 0), "outputs": [], **entry})

@@ -286,7 +286,7 @@ def plan_job(store: Store, spec: Any, *, commits: Mapping[str, str] | None = Non
         datums = list(datum_mod.iter_datums(store, model, pinned, info.salt))
         plan = datum_mod.plan_incremental(datums, base_map if base_id else None, every_job=every_job)
     to_run = list(plan.to_run)
-    sets = datum_mod.cut_datum_sets(to_run, model, cap=cap) if to_run and not failed_inputs else []
+    sets, n_parallel = _cut_phases(to_run, set(plan.changed), model, cap) if not failed_inputs else ([], 0)
 
     plan_lines: list[dict] = []
     set_ids: list[str] = []
@@ -312,7 +312,8 @@ def plan_job(store: Store, spec: Any, *, commits: Mapping[str, str] | None = Non
     skipped = sum(1 for line in plan_lines if line["set"] is None)
 
     def running(old: dict | None) -> dict:
-        return {**(old or base_rec), "state": JOB_RUNNING, "set_ids": set_ids, "data_total": len(plan_lines),
+        return {**(old or base_rec), "state": JOB_RUNNING, "set_ids": set_ids,
+                "serial_set_ids": set_ids[n_parallel:], "data_total": len(plan_lines),
                 "data_to_run": len(plan_lines) - skipped, "data_skipped": skipped, "base_job": base_id}
 
     store.update_record(job_key(name, job_id), running)
@@ -323,7 +324,33 @@ def plan_job(store: Store, spec: Any, *, commits: Mapping[str, str] | None = Non
         return PlannedJob(job_id=job_id, pipeline=name, set_ids=[], data_total=len(plan_lines), data_to_run=0,
                           data_skipped=skipped, input_commits=input_commits)
     return PlannedJob(job_id=job_id, pipeline=name, set_ids=set_ids, data_total=len(plan_lines),
-                      data_to_run=len(plan_lines) - skipped, data_skipped=skipped, input_commits=input_commits)
+                      data_to_run=len(plan_lines) - skipped, data_skipped=skipped, input_commits=input_commits,
+                      serial_set_ids=set_ids[n_parallel:])
+
+
+def _cut_phases(to_run: list[Any], changed: set[str], model: Any, cap: int) -> tuple[list[list[Any]], int]:
+    """The sets of a job and how many of them (the first ones) hold only new datums.
+
+    Pachyderm runs a job in two phases (registry.go processJobRunning): first the datums the base job
+    did not have, then, only if none of those failed, a serial phase that skips unchanged datums and
+    reruns changed ones. So new and changed datums go to separate sets, new ones first; the caller
+    records the changed datums' sets as ``serial_set_ids``. With a cap of one set there is no room for
+    two phases: everything is one set, counted as the first phase.
+    """
+    from pach_airflow import datum as datum_mod
+
+    if not to_run:
+        return [], 0
+    new = [d for d in to_run if d.id not in changed]
+    old = [d for d in to_run if d.id in changed]
+    if not new or not old or cap < 2:
+        sets = datum_mod.cut_datum_sets(to_run, model, cap=cap)
+        return sets, (len(sets) if new or cap < 2 else 0)
+    # share the cap in proportion to the datums, at least one set each
+    cap_new = min(cap - 1, max(1, round(cap * len(new) / len(to_run))))
+    first = datum_mod.cut_datum_sets(new, model, cap=cap_new)
+    second = datum_mod.cut_datum_sets(old, model, cap=cap - len(first))
+    return first + second, len(first)
 
 
 def _plan_from_diff(store: Any, model: Any, spec_dict: dict, pinned: Mapping, salt: str, base_id: str | None,

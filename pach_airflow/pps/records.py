@@ -105,6 +105,8 @@ class PlannedJob:
     data_to_run: int
     data_skipped: int
     input_commits: list[dict] = field(default_factory=list)
+    # the sets of changed datums: Pachyderm's serial phase, run only when no new datum failed
+    serial_set_ids: list[str] = field(default_factory=list)
 
     @property
     def id(self) -> str:

@@ -108,6 +108,27 @@ def test_two_pipeline_chain(airflow_dags):
     assert {(p["repo"], p["id"]) for p in prov} >= {("copy", copy_head)}
 
 
+def test_downstream_run_before_upstream_output_waits(airflow_dags):
+    """Specs land in any order: a downstream run before the upstream pipeline's first output commit
+    does nothing (no job, no failure), and the upstream's output then runs it for real."""
+    airflow_dags.add_spec(COPY, "copy.yaml")
+    airflow_dags.add_spec(COUNT, "count.yaml")
+    store = airflow_dags.store()
+    store.create_repo("data")
+    _put(store, "data", {"/a.txt": b"a\n"})
+
+    early = airflow_dags.run("count")
+    assert early.state == "success"
+    assert task_states(early)["process"] == ["skipped"]  # mapped over no sets
+    from pach_airflow import jobs
+
+    assert list(jobs.list_jobs(store, "count")) == []
+
+    assert airflow_dags.run("copy").state == "success"
+    assert airflow_dags.run("count").state == "success"
+    assert _files(store, "count") == {"/count.txt": b"1\n"}
+
+
 def test_conf_pins_commits_and_bad_conf_fails(airflow_dags):
     airflow_dags.add_spec(COPY, "copy.yaml")
     store = airflow_dags.store()

@@ -138,6 +138,10 @@ def test_replace(pattern, path, template, expected):
     ("/foo*2", "/foo*2", "/"),
     ("/a/b/file", "/a/b/file", "/a/b"),
     ("/a\\*b/c", "/a\\*b/c", "/"),
+    ("/a/../h/*", "/h/*", "/h"),
+    ("/../../h/*", "/h/*", "/h"),
+    ("../h/*", "/../h/*", "/../h"),  # path.Clean first, then the "/": the '..' stays (pfsfile.CleanPath)
+    ("a/..", "/", "/"),
 ])
 def test_cleaning_and_literal_prefix(raw, cleaned, prefix):
     assert clean_glob(raw) == cleaned
@@ -209,3 +213,22 @@ def test_empty_commit_has_no_matches_even_for_root():
 
 def test_compiled_once():
     assert compile_glob("/x/(*)") is compile_glob("/x/(*)")
+
+
+def test_relative_glob_above_root_matches_nothing():
+    g = compile_glob("../h/*")
+    assert g.above_root
+    assert not g.match("/h/k.csv") and not compile_glob("/../h/*").above_root
+
+
+@pytest.mark.parametrize("pattern, path, matches", [
+    ("/g\\.txt", "/g.txt", False),  # the raw prefix "/g\\.txt" starts no stored path (GlobLiteralPrefix)
+    ("/g.txt", "/g.txt", True),
+    ("/*\\.txt", "/g.txt", True),  # an escape after the first glob character is only the regex's
+    ("/a\\ b*", "/a b.txt", False),
+    # raw prefix: "/" and four backslashes; regex: "/", two backslashes, [^/]*
+    ("/\\\\\\\\*", "/\\\\\\\\x", True),
+    ("/\\\\\\\\*", "/\\\\x", False),
+])
+def test_escape_in_literal_prefix_follows_globfile(pattern, path, matches):
+    assert compile_glob(pattern).match(path) is matches
