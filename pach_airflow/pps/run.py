@@ -17,6 +17,7 @@ from pach_airflow.pps.finish import _timeout_reason, finish_job
 from pach_airflow.pps.pipelines import _open_jobs, ensure_pipeline
 from pach_airflow.pps.plan import plan_job
 from pach_airflow.pps.records import (
+    DATUM_FAILED,
     DEFAULT_SET_CAP,
     JOB_FAILURE,
     JOB_KILLED,
@@ -29,6 +30,7 @@ from pach_airflow.pps.records import (
     _spec_dict,
     _update_job,
     job_key,
+    result_key,
 )
 
 if TYPE_CHECKING:
@@ -96,6 +98,15 @@ def _kill_sets(pipeline: str, runner_pid: int | None = None) -> int:
     return killed
 
 
+def _any_failed(store: Store, pipeline: str, job_id: str, set_ids: list[str]) -> bool:
+    """Whether a datum of these sets FAILED (or a set left no result), read from the result records."""
+    for sid in set_ids:
+        res = _get_record(store, result_key(pipeline, job_id, sid))
+        if res is None or any(d.get("state") == DATUM_FAILED for d in res.get("datums", [])):
+            return True
+    return False
+
+
 def run_job(store: Store, spec: Any, *, commits: Mapping[str, str] | None = None, reprocess: bool = False,
             runner: str = "local", cap: int = DEFAULT_SET_CAP) -> JobInfo:
     """Create or update the pipeline, plan one job against the pinned commits (default: the heads), run
@@ -132,25 +143,35 @@ def run_job(store: Store, spec: Any, *, commits: Mapping[str, str] | None = None
             return {}
         return process_set(store, name, job_id, set_id, runner=runner) or {}
 
+    # Pachyderm's two phases: the sets of new datums first; the serial sets (changed datums) only when
+    # every new datum succeeded, else the job fails before them (finish_job counts it that way).
+    serial = set(planned.serial_set_ids)
+    phases = [[sid for sid in planned.set_ids if sid not in serial],
+              [sid for sid in planned.set_ids if sid in serial]]
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"job-{name}")
     try:
-        futures = {pool.submit(one, sid): sid for sid in planned.set_ids}
-        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-        done, not_done = concurrent.futures.wait(futures, timeout=remaining)
-        if not_done:
-            stop.set()
-            for f in not_done:
-                f.cancel()
-            _kill_sets(name)
-            killed = _timeout_reason(spec_dict)
-            concurrent.futures.wait(not_done, timeout=30)
-        for f in done:
-            exc = f.exception()
-            if exc is not None:
-                errors.append(f"datum set {futures[f]}: {exc}")
+        for n, phase in enumerate(phases):
+            if not phase or killed is not None:
                 continue
-            for key in runner_seconds:
-                runner_seconds[key] += float(f.result().get(key) or 0)
+            if n > 0 and (errors or _any_failed(store, name, job_id, phases[0])):
+                break
+            futures = {pool.submit(one, sid): sid for sid in phase}
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            done, not_done = concurrent.futures.wait(futures, timeout=remaining)
+            if not_done:
+                stop.set()
+                for f in not_done:
+                    f.cancel()
+                _kill_sets(name)
+                killed = _timeout_reason(spec_dict)
+                concurrent.futures.wait(not_done, timeout=30)
+            for f in done:
+                exc = f.exception()
+                if exc is not None:
+                    errors.append(f"datum set {futures[f]}: {exc}")
+                    continue
+                for key in runner_seconds:
+                    runner_seconds[key] += float(f.result().get(key) or 0)
     finally:
         pool.shutdown(wait=killed is None, cancel_futures=True)
     t_process = time.monotonic() - t0 - t_plan
