@@ -6,5 +6,5 @@ this module keeps ``pach_airflow.jobs`` importable with every name other modules
 
 from __future__ import annotations
 
-from pach_airflow.pps import *  # noqa: F403 - the same public names, by design
+from pach_airflow.pps import *  # the same public names, by design
 from pach_airflow.pps import __all__  # noqa: F401

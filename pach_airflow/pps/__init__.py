@@ -10,7 +10,11 @@ This package owns the ``pps/`` space of the store's records (layout in ``docs/ar
     the pipeline record: normalised spec, salt, state (RUNNING / PAUSED), version, created/updated,
     ``last_job`` / ``last_job_state``, and ``open_jobs`` (jobs not finished yet).
 ``pps/jobs/<pipeline>/<job>``
-    the job record (state, counters, pinned spec, input commits, set ids, egress result).
+    the job record (state, counters, pinned spec, input commits, set ids, ``serial_set_ids``: the sets
+    of changed datums, Pachyderm's serial phase, egress result).
+``pps/joblist/<pipeline>/<job>``
+    an empty marker per job: ``list job`` lists these instead of every set and result record (pipeline
+    records with ``job_markers``; older pipelines are listed the old way).
 ``pps/jobs/<pipeline>/<job>/plan`` (bytes)
     every datum of the job, one JSON line each: ``{"id", "hash", "files", "set"}`` for datums to run,
     ``{"id", "hash", "files", "set": null, "job", "outputs"}`` for datums carried over (skipped).
@@ -85,6 +89,7 @@ from pach_airflow.pps.records import (
     index_key,
     input_branches,
     job_key,
+    job_marker_key,
     parse_time,
     pipeline_key,
     plan_key,
@@ -126,6 +131,7 @@ __all__ = [
     "inspect_pipeline",
     "job_key",
     "job_logs",
+    "job_marker_key",
     "list_job_datums",
     "list_jobs",
     "list_pipelines",

@@ -80,7 +80,8 @@ def ensure_pipeline(store: Store, spec: Any, *, reprocess: bool = False) -> Pipe
     def apply(old: dict | None) -> dict:
         if old is None:
             return {"spec": spec_dict, "salt": secrets.token_hex(16), "state": PIPELINE_RUNNING,
-                    "created": now, "updated": now, "version": 1, "last_job": None, "last_job_state": None}
+                    "created": now, "updated": now, "version": 1, "last_job": None, "last_job_state": None,
+                    "job_markers": True}  # its jobs are listed from pps/joblist/ (records.job_marker_key)
         new = dict(old)
         changed = old.get("spec") != spec_dict
         if changed or reprocess:
@@ -150,7 +151,7 @@ def delete_pipeline(store: Store, pipeline: str, *, keep_repo: bool = False, for
         if readers:
             raise JobError(f"pipeline {pipeline}: its output repo is an input of {', '.join(readers)}; "
                            f"delete those first, or pass --force (or --keep-repo)")
-    for key in list(store.list_records(f"pps/jobs/{pipeline}/")):
+    for key in list(store.list_records(f"pps/jobs/{pipeline}/")) + list(store.list_records(f"pps/joblist/{pipeline}/")):
         try:
             store.delete_record(key)
         except NotFound:

@@ -39,6 +39,7 @@ from pach_airflow.pps.records import (
     _spec_dict,
     index_key,
     job_key,
+    job_marker_key,
     pipeline_key,
     plan_key,
     set_key,
@@ -264,8 +265,10 @@ def plan_job(store: Store, spec: Any, *, commits: Mapping[str, str] | None = Non
             raise AlreadyExists(f"job {name}@{job_id} exists already")
         return {**rec_fields, "id": job_id}
 
-    # Listed as open before its record exists: a crash in between leaves an id that settles away.
+    # Listed as open (and marked) before its record exists: a crash in between leaves an id that
+    # settles away, and a marker without a record, which list_jobs passes over.
     _open_jobs(store, name, add=job_id)
+    store.put_record(job_marker_key(name, job_id), {})
     try:
         base_rec = store.update_record(job_key(name, job_id), lambda old: create(old, job_id))
     except AlreadyExists:
@@ -273,6 +276,7 @@ def plan_job(store: Store, spec: Any, *, commits: Mapping[str, str] | None = Non
             raise JobError(f"pipeline {name}: job {job_id} exists already") from None
         job_id = store.new_commit_id()
         _open_jobs(store, name, add=job_id)
+        store.put_record(job_marker_key(name, job_id), {})
         base_rec = store.update_record(job_key(name, job_id), lambda old: create(old, job_id))
 
     model = _as_spec_model(spec) if isinstance(spec, Mapping) else spec

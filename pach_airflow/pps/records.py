@@ -52,6 +52,12 @@ def job_key(pipeline: str, job_id: str) -> str:
     return f"pps/jobs/{pipeline}/{job_id}"
 
 
+def job_marker_key(pipeline: str, job_id: str) -> str:
+    """An empty record per job in a folder of its own: listing it lists the pipeline's jobs without the
+    set and result records under each job (a store that lists without a delimiter reads them all)."""
+    return f"pps/joblist/{pipeline}/{job_id}"
+
+
 def set_key(pipeline: str, job_id: str, set_id: str) -> str:
     return f"pps/jobs/{pipeline}/{job_id}/sets/{set_id}"
 
@@ -317,6 +323,12 @@ def _commit_exists(store: Store, repo: str, commit_id: str) -> bool:
 
 
 def _list_job_ids(store: Store, pipeline: str) -> list[str]:
+    """The pipeline's job ids, sorted. A pipeline created with ``job_markers`` lists its job markers;
+    an older one every record under its jobs (sets and results included)."""
+    rec = _get_record(store, pipeline_key(pipeline)) or {}
+    if rec.get("job_markers"):
+        marks = f"pps/joblist/{pipeline}/"
+        return sorted(k[len(marks):] for k in store.list_records(marks, recursive=False))
     prefix = f"pps/jobs/{pipeline}/"
     ids = set()
     for key in store.list_records(prefix, recursive=False):

@@ -112,6 +112,9 @@ def run_job(store: Store, spec: Any, *, commits: Mapping[str, str] | None = None
     """Create or update the pipeline, plan one job against the pinned commits (default: the heads), run
     its sets here with up to ``parallelism_spec.constant`` sets at once, and finish it.
 
+    As in Pachyderm, the sets of new datums run first and the sets of changed datums
+    (``serial_set_ids``) only when no new datum failed.
+
     ``job_timeout`` counts from the job's start: when it passes, sets not started are dropped, running
     ones are killed, and the job ends JOB_KILLED (output commit with the error, content unchanged).
     """

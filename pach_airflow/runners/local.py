@@ -19,9 +19,9 @@ writes the result record last, in one write), so the next run simply runs the se
 live under ``$PACH_AIRFLOW_WORK_ROOT`` (default ``<tmp>/pach-airflow-work``), each guarded by a lock file
 beside it (``ROOT/<name>.lock``, ``flock``) that exists, already locked, *before* the folder does and goes
 *after* it: a later run removes the folders whose lock nobody holds, and can never see a folder whose lock
-is not yet taken (see :func:`_claim_work_folder`). Finished folders are renamed to ``ROOT/.trash-*`` and
-deleted by a background ``rm -rf``, so a set's result does not wait for thousands of small unlinks
-(:func:`wait_for_deletions` waits for them).
+is not yet taken (see :func:`_claim_work_folder`). Finished folders are deleted by a background ``rm -rf``
+that holds their lock until they are gone, so a set's result does not wait for thousands of small
+unlinks (:func:`wait_for_deletions` waits for them).
 
 Several sets may run at once (``jobs.run_job`` runs up to ``parallelism_spec.constant``): each has its
 own namespace and so its own ``/pfs``.
@@ -202,14 +202,12 @@ def _check_traversable(root: Path, spec: Mapping[str, Any]) -> None:
                               f"with mode 755 all the way up (default: <tmp>/pach-airflow-work)")
 
 
-# Work folder names: ROOT/<pipeline>-<set>-<random> with its lock ROOT/<name>.lock beside it. Files the
-# runner makes on the way: ROOT/.claim-<random> (a lock file before it is published under its name) and
-# ROOT/.trash-<name> (a finished folder being deleted in the background).
+# Work folder names: ROOT/<pipeline>-<set>-<random> with its lock ROOT/<name>.lock beside it; on the way,
+# ROOT/.claim-<random> is a lock file not yet published under its name.
 LOCK_SUFFIX = ".lock"
 CLAIM_PREFIX = ".claim-"
-TRASH_PREFIX = ".trash-"
 # What the cleaner may judge (the work root may be a folder shared with other things: touch only ours).
-_OURS = re.compile(r"(?P<claim>\.claim-[0-9a-f]{16})|(?P<trash>\.trash-.+-[0-9a-f]{8})|(?P<lock>.+-[0-9a-f]{8}\.lock)")
+_OURS = re.compile(r"(?P<claim>\.claim-[0-9a-f]{16})|(?P<lock>.+-[0-9a-f]{8}\.lock)")
 # Tests set this to run code at named points of the claim / clean protocol (a deterministic interleaving
 # instead of a timing race): ``hook(point, path)``.
 _race_hook: Callable[[str, Path], None] | None = None
@@ -283,67 +281,47 @@ def _claim_work_folder(root: Path, prefix: str) -> tuple[Path, int]:
 
 
 def _release_work_folder(work: Path, lock_fd: int, *, keep: bool) -> None:
-    """End of a set: delete the folder (in the background) or keep it; then drop its lock.
+    """End of a set: delete the folder (in the background) or keep it, and drop its lock.
 
-    The lock file goes only once the folder no longer has its name, so a folder is never without a lock.
-    A kept folder has no lock file at all: cleaners leave lock-less folders alone.
+    The lock file goes only once the folder is gone, so a folder is never without a lock. A kept folder
+    has no lock file at all: cleaners leave lock-less folders alone.
     """
     lock = work.with_name(work.name + LOCK_SUFFIX)
     try:
-        if not keep:
-            _discard(work)
-        if keep or not work.exists():
+        if keep:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(lock)
+        else:
+            _delete_in_background(work, lock, lock_fd)
     finally:
         os.close(lock_fd)
 
 
-def _discard(folder: Path) -> None:
-    """Rename ``folder`` out of the way (instantly) and delete it in the background: one datum set leaves
-    thousands of small files, and the set's result must not wait for their unlinks. ``rm -rf`` in a
-    process of its own does it without taking Python's GIL from the next set's staging, and finishes even
-    if this process exits first; where that fails, a thread does it. Leftovers (``.trash-*``) are removed
-    by the next cleaner."""
-    trash = folder.with_name(f"{TRASH_PREFIX}{folder.name}")
-    try:
-        os.rename(folder, trash)
-    except OSError:
-        shutil.rmtree(folder, ignore_errors=True)
-        return
+def _delete_in_background(work: Path, lock: Path, lock_fd: int) -> None:
+    """Delete ``work``, then its lock file, in a process of its own that inherits the held lock: one datum
+    set leaves thousands of small files, and the set's result must not wait for their unlinks (nor the
+    next set's staging for Python's GIL). The lock stays held until the folder is gone, so cleaners leave
+    it alone meanwhile; a deleter killed half way releases it, and the next cleaner finishes the job."""
+    script = 'rm -rf -- "$1" && rm -f -- "$2"'
     with _deleters_lock:
         _deleters[:] = [d for d in _deleters if d.poll() is None]  # reaps finished ones
-        rm = shutil.which("rm")
-        if rm:
+        sh = shutil.which("sh")
+        if sh:
             try:
-                _deleters.append(subprocess.Popen([rm, "-rf", "--", str(trash)], stdin=subprocess.DEVNULL,
-                                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                                  start_new_session=True))
+                _deleters.append(subprocess.Popen([sh, "-c", script, "pach-airflow-rm", str(work), str(lock)],
+                                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                                  stderr=subprocess.DEVNULL, pass_fds=(lock_fd,),
+                                                  start_new_session=True, cwd="/"))
                 return
             except OSError:
                 pass
-    t = threading.Thread(target=shutil.rmtree, args=(trash,), kwargs={"ignore_errors": True},
-                         name=f"rm-{folder.name}", daemon=True)
-    t.start()
-    with _deleters_lock:
-        _deleters.append(_ThreadDeleter(t))
+    shutil.rmtree(work, ignore_errors=True)
+    if not work.exists():
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(lock)
 
 
-class _ThreadDeleter:
-    """A deleting thread with the two methods of ``Popen`` that :func:`wait_for_deletions` uses."""
-
-    def __init__(self, thread: threading.Thread):
-        self.thread = thread
-
-    def poll(self) -> int | None:
-        return None if self.thread.is_alive() else 0
-
-    def wait(self, timeout: float | None = None) -> int | None:
-        self.thread.join(timeout)
-        return self.poll()
-
-
-_deleters: list[Any] = []
+_deleters: list[subprocess.Popen] = []
 _deleters_lock = threading.Lock()
 
 
@@ -358,7 +336,7 @@ def wait_for_deletions(timeout: float | None = None) -> None:
 
 def _clean_stale(root: Path) -> None:
     """Remove work folders whose runner is gone (their lock file is free), and what dead runners left
-    on the way (unpublished claims, orphan locks, trash)."""
+    on the way (unpublished claims, orphan locks)."""
     try:
         entries = list(os.scandir(root))
     except FileNotFoundError:
@@ -371,10 +349,7 @@ def _clean_stale(root: Path) -> None:
         except OSError:
             continue
         ours = _OURS.fullmatch(e.name)
-        if ours and ours["trash"] and is_dir:
-            # Nobody uses a trash folder; a concurrent deleter and we may both unlink: harmless.
-            shutil.rmtree(path, ignore_errors=True)
-        elif ours and (ours["claim"] or (ours["lock"] and e.name[:-len(LOCK_SUFFIX)] not in names)):
+        if ours and (ours["claim"] or (ours["lock"] and e.name[:-len(LOCK_SUFFIX)] not in names)):
             # A claim or a lock without its folder: free means its runner died before making the folder
             # (or after removing it). A claim not yet locked may be taken here; its runner then sees its
             # claim gone at link() and starts over.

@@ -14,12 +14,13 @@ user's ``cmd`` is exec'd directly (no shell) with the ``PATH`` of the image/envi
 Pachyderm does.
 
 Speed: every process the loop starts costs a fork (and an exec unless the applet runs in the forked
-shell), which is the shim's whole per-datum cost. The common datum therefore takes four forks and two
-execs: ``ln`` (the input links, replaced in place when the datum has the same inputs as the previous
-one and ``/pfs`` holds nothing else), ``mkdir /pfs/out``, the user's code (``setsid`` then ``cmd``; the
-datum's variables are exported by the shell when their names allow it, else set by ``env``), ``mv
-/pfs/out``. Everything else (timing, logs, the symlink walk of ``/pfs/out``, ``/pfs/.env``) is shell
-builtins.
+shell), which is the shim's whole per-datum cost. The common datum therefore takes three forks and two
+execs: ``ln -sf`` (the input links, replaced in place when the datum has the same inputs as the previous
+one and ``/pfs`` holds nothing else), the user's code (``setsid`` then ``cmd``; the datum's variables are
+exported by the shell when their names allow it, else set by ``env``), and one ``mv`` of what the code
+wrote into ``/pfs/out`` (none when it wrote nothing; ``/pfs/out`` itself stays, empty, for the next
+datum). Everything else (timing via ``$EPOCHREALTIME``, logs, the symlink walk of ``/pfs/out``,
+``/pfs/.env``, the env read from stage's ``vars`` file in one go) is shell builtins.
 
 Per datum ``n`` (``WORK/datums/n``), the script:
 

@@ -27,28 +27,8 @@ CASES: list[dict] = json.loads(CASES_FILE.read_text())["cases"]
 
 # "<test>:<case id>" -> "<bug id>: what is wrong". The reproductions and proposed fixes are in the
 # conformance report (H8); remove an entry when its fix lands (strict: a fixed case fails until then).
-_B1 = ("H8-B1: spec.py refuses a join input without join_on / a group input without group_by; Pachyderm "
-       "accepts both (no check in api_server.go validateInput) and keys every file '' (worker.go:134-135)")
-_B2 = ("H8-B2: 'glob file' parses the pattern as a stored path and refuses '..'; Pachyderm's GlobFile "
-       "cleans it with pfsfile.CleanPath (server_file.go:506)")
-_B3 = ("H8-B3: glob.clean_glob cleans '/'+pattern; pfsfile.CleanPath is path.Clean(pattern) then '/', so a "
-       "relative '../x' stays '/../x' and matches nothing")
-_B4 = ("H8-B4: GlobFile reads only paths starting with storage.GlobLiteralPrefix(glob), the raw text before "
-       "the first [*?[]{}!()@+^]; a '\\' escape in it leaves no match in Pachyderm, ours matches")
-_B5 = ("H8-B5: a job runs new and changed datums in one phase and counts base datums as skipped; Pachyderm "
-       "runs new datums first and, if one fails, fails the job before the serial phase that skips unchanged "
-       "and reruns changed datums (registry.go:296-316, 381-386): data_skipped 0, changed datums not run")
-_B6 = ("H8-B6: a datum whose err_cmd recovered an earlier attempt and whose last attempt succeeded is "
-       "SUCCESS here; Pachyderm keeps the meta state RECOVERED (never reset, PROCESSED is the zero value: "
-       "datum.go:205-213, 313-317), lists it RECOVERED and does not skip it next job (worker.go:176-179)")
-KNOWN_BUGS: dict[str, str] = {
-    "job:job-recovered-then-succeeded": _B6,
-    "job:job-failed-job-in-the-middle": _B5,
-    "job:job-failed-new-datum-stops-serial-phase": _B5,
-    "datum:join-empty-join-on-crosses": _B1,
-    "datum:group-empty-group-by": _B1,
-    "datum:group-in-cross": _B1,
-}
+# H8-B2..B6 were fixed in H10; H8-B1 became error cases (the issue requires join_on / group_by).
+KNOWN_BUGS: dict[str, str] = {}
 
 
 def _params(kinds: tuple[str, ...], test: str) -> list:

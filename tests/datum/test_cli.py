@@ -44,6 +44,16 @@ def test_glob_file_json_and_table(pach, store):
     assert [line.split()[0] for line in table[1:]] == ["/sub/c.png", "/sub/deep/", "/sub/deep/d.png"]
 
 
+def test_glob_file_pattern_is_cleaned_not_refused(pach, store):
+    # Pachyderm's GlobFile cleans the pattern (pfsfile.CleanPath): '..' is resolved, not refused
+    rows = pach("glob", "file", "images@master:/sub/../*.png", "-o", "json").json_lines()
+    assert [r["path"] for r in rows] == ["/a.png", "/b.png"]
+    # a relative pattern climbing above the root stays '/../...' and matches nothing
+    assert pach("glob", "file", "images@master:../sub/*", "-o", "json").json_lines() == []
+    # an escape before the first glob character: nothing starts with the raw prefix
+    assert pach("glob", "file", "images@master:/a\\.png", "-o", "json").json_lines() == []
+
+
 def test_glob_file_errors(pach, store):
     res = pach("glob", "file", "nope@master:/*", check=False)
     assert res.code == 1 and "nope" in res.err

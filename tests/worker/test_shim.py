@@ -63,7 +63,7 @@ def test_shim_quotes_every_user_string():
 
 
 def test_shim_calls_only_busybox_applets():
-    """Every command the shim runs for itself goes through $BB (user images may have no shell or coreutils);
+    """Every command the shim runs for itself goes through $A / $BB (user images may have no shell or coreutils);
     shell builtins (kill, printf, read, test) are busybox sh's own."""
     import re
 

@@ -107,11 +107,9 @@ def test_stale_leftovers_are_removed_and_kept_or_held_folders_are_not():
     (root / "p-0-0000beef").mkdir()
     live_fd = os.open(root / "p-0-0000beef.lock", os.O_RDWR | os.O_CREAT)
     fcntl.flock(live_fd, fcntl.LOCK_EX)
-    # A lock whose runner died before making its folder, an unpublished claim, a trash folder.
+    # A lock whose runner died before making its folder, an unpublished claim.
     (root / "p-1-0000abcd.lock").write_text("1\n")
     (root / ".claim-0123456789abcdef").write_text("")
-    (root / ".trash-p-2-000000cd").mkdir()
-    (root / ".trash-p-2-000000cd" / "y").write_text("y")
     # A kept folder (no lock at all) and folders of the previous layout (lock inside).
     (root / "p-3-kept").mkdir()
     (root / "p-4-legacy-dead").mkdir()
