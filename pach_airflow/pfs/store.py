@@ -1072,7 +1072,9 @@ class Store:
         """Keys of records (JSON and bytes) starting with ``prefix``, sorted; ``recursive=False`` keeps
         only keys with no further ``/`` after the prefix."""
         seen = set()
-        for k in self.backend.list("records/" + prefix):
+        # Non-recursive: the backend cuts keys at the next "/" (S3 delimiter listing), so the records
+        # below a deeper prefix are never listed.
+        for k in self.backend.list("records/" + prefix, delimiter=None if recursive else "/"):
             k = k[len("records/"):]
             for suffix in (".json", ".bin"):
                 if k.endswith(suffix):
