@@ -399,6 +399,7 @@ run_datum() {{
   collect_out
   now
   printf '%s\\n' "$try" > "$d/tries"
+  printf '%s\\n' "$recovered" > "$d/recovered"
   printf '%s\\n' "$reason" > "$d/reason"
   fmt "$start"; _t0=$_fmt; fmt "$_now"
   printf '%s %s\\n' "$_t0" "$_fmt" > "$d/timing"

@@ -181,7 +181,7 @@ def _datum_result(store, dd: DatumDir, datum: dict[str, Any], pool: concurrent.f
         log_blob, _ = store.put_blob(log_path)
     started, finished = dd.timing
     return {"id": datum["id"], "hash": datum.get("hash"), "state": state, "reason": reason,
-            "started": _iso(started), "finished": _iso(finished), "tries": dd.tries, "log": log_text,
+            "started": _iso(started), "finished": _iso(finished), "tries": dd.tries, "recovered": dd.recovered, "log": log_text,
             "log_blob": log_blob, "outputs": outputs}
 
 

@@ -115,6 +115,12 @@ class DatumDir:
         return s or None
 
     @property
+    def recovered(self) -> bool:
+        """An err_cmd succeeded after some attempt (the shim's ``recovered`` file): Pachyderm keeps such a
+        datum RECOVERED even when a later attempt succeeds."""
+        return self.read("recovered", "0").strip() == "1"
+
+    @property
     def tries(self) -> int:
         try:
             return int(self.read("tries", "0").strip() or 0)
