@@ -13,6 +13,7 @@ demo:
 
 test:
 	scripts/setup.sh --test
+	$(VENV)/ruff check pach_airflow tests bench dags plugins examples
 	$(VENV)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 lock:  ## regenerate requirements.lock from pyproject.toml within the Airflow pin list
@@ -23,7 +24,7 @@ golden:  ## rewrite tests/golden/*.plan.json from the current code; review the d
 	PACH_AIRFLOW_UPDATE_GOLDEN=1 $(VENV)/python -m pytest -q tests -k golden
 
 lint:
-	$(VENV)/ruff check pach_airflow tests bench dags plugins
+	$(VENV)/ruff check pach_airflow tests bench dags plugins examples
 
 bench:
 	for b in bench/*.py; do echo "== $$b"; $(VENV)/python $$b || exit 1; done

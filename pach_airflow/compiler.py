@@ -208,8 +208,8 @@ def doc_md(spec: PipelineSpec, source: str | None) -> str:
         lines.append("Inputs: " + ", ".join(
             f"`{i.repo}@{i.branch}`" + (f" (cron `{i.cron.spec}`)" if i.cron is not None else "") for i in ins))
     lines += [f"Output: `{out_repo}@{out_branch}`", "",
-              f"[Repos, jobs and datums of this pipeline](/dags/{name}/plugin/pach-pipeline) · "
-              "[all repos](/plugin/pach)", "",
+              (f"[Repos, jobs and datums of this pipeline](/dags/{name}/plugin/pach-pipeline) · "
+               "[all repos](/plugin/pach)"), "",
               'Run by hand: `airflow dags trigger ' + name + '` (current heads) or with '
               '`--conf \'{"commits": {"<repo>": "<commit id>"}}\'` to pin input commits.', "",
               "```yaml", yaml.dump(_dump(spec), Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper),

@@ -49,10 +49,10 @@ def ago(ts: str | float | None) -> str:
     """'3 seconds ago' for an ISO timestamp or epoch seconds; '-' for None."""
     if ts is None:
         return "-"
-    from datetime import datetime, timezone
+    from datetime import UTC, datetime
 
-    when = datetime.fromtimestamp(ts, timezone.utc) if isinstance(ts, (int, float)) else datetime.fromisoformat(ts)
-    secs = int((datetime.now(timezone.utc) - when).total_seconds())
+    when = datetime.fromtimestamp(ts, UTC) if isinstance(ts, (int, float)) else datetime.fromisoformat(ts)
+    secs = int((datetime.now(UTC) - when).total_seconds())
     for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
         if secs >= size:
             k = secs // size
