@@ -7,33 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fixtures.airflow import task_states
+from tests.fixtures.airflow import COPY, COUNT, task_states
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
-
-COPY = """
-pipeline:
-  name: copy
-transform:
-  image: busybox:1.36
-  cmd: ["sh", "-c", "cp -r /pfs/data/. /pfs/out/"]
-input:
-  pfs:
-    repo: data
-    glob: "/*"
-"""
-
-COUNT = """
-pipeline:
-  name: count
-transform:
-  image: busybox:1.36
-  cmd: ["sh", "-c", "ls /pfs/copy | wc -l | tr -d ' ' > /pfs/out/count.txt"]
-input:
-  pfs:
-    repo: copy
-    glob: "/"
-"""
 
 
 def _files(store, repo: str, ref: str = "master") -> dict[str, bytes]:

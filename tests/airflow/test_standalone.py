@@ -17,33 +17,9 @@ import time
 
 import pytest
 
-from tests.fixtures.airflow import SHIM
+from tests.fixtures.airflow import COPY, COUNT, SHIM
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow, pytest.mark.timeout(900)]
-
-COPY = """
-pipeline:
-  name: copy
-transform:
-  image: busybox:1.36
-  cmd: ["sh", "-c", "cp -r /pfs/data/. /pfs/out/"]
-input:
-  pfs:
-    repo: data
-    glob: "/*"
-"""
-
-COUNT = """
-pipeline:
-  name: count
-transform:
-  image: busybox:1.36
-  cmd: ["sh", "-c", "ls /pfs/copy | wc -l | tr -d ' ' > /pfs/out/count.txt"]
-input:
-  pfs:
-    repo: copy
-    glob: "/"
-"""
 
 
 @pytest.fixture(scope="module")
