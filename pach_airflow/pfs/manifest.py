@@ -278,18 +278,6 @@ class Manifests:
                 i += 1
         delete_set = set(deletes)
 
-        def deleted(path: str) -> bool:
-            if not delete_set:
-                return False
-            if "/" in delete_set or path in delete_set:
-                return True
-            i = path.find("/", 1)
-            while i != -1:
-                if path[:i] in delete_set:
-                    return True
-                i = path.find("/", i + 1)
-            return False
-
         w = _ChunkWriter(self, executor)
         for i, r in enumerate(refs):
             if not affected[i]:
@@ -312,7 +300,7 @@ class Manifests:
                     w.add((put_keys[pi], h, s))
                     pi += 1
                     continue
-                if not deleted(e[0]):
+                if not is_deleted(e[0], delete_set):
                     w.add(e)
             while pi < hi_put:
                 h, s = put_items[pi][1]
@@ -451,3 +439,17 @@ def fold_dir(entries: Iterable[Entry], prefix: str) -> tuple[int, str, int]:
 
 
 DirHasher = Callable[[str], str]
+
+
+def is_deleted(path: str, deletes: set[str]) -> bool:
+    """Whether ``path`` is one of ``deletes`` or lies below one of them (``/`` deletes everything)."""
+    if not deletes:
+        return False
+    if "/" in deletes or path in deletes:
+        return True
+    i = path.find("/", 1)
+    while i != -1:
+        if path[:i] in deletes:
+            return True
+        i = path.find("/", i + 1)
+    return False

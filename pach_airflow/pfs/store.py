@@ -42,7 +42,7 @@ from pach_airflow.errors import AlreadyExists, Conflict, InvalidName, InvalidPat
 from pach_airflow.pfs import paths as P
 from pach_airflow.pfs.backend import Backend, KeyMissing, open_backend
 from pach_airflow.pfs.info import BranchInfo, CommitInfo, FileInfo, RepoInfo
-from pach_airflow.pfs.manifest import Entry, Manifests, fold_dir
+from pach_airflow.pfs.manifest import Entry, Manifests, fold_dir, is_deleted
 
 __all__ = ["DEFAULT_STORE_URL", "OpenCommit", "Store", "open_store", "store_url"]
 
@@ -517,7 +517,7 @@ class Store:
                 deletes.add(path)
             elif kind == "append":
                 cur = puts.get(path)
-                if cur is None and not _is_deleted(path, deletes):
+                if cur is None and not is_deleted(path, deletes):
                     e = self.manifests.lookup(parent_index, path)
                     cur = (e[1], e[2]) if e else None
                 puts[path] = self._concat(cur, (op[2], op[3])) if cur else (op[2], op[3])
@@ -1166,17 +1166,6 @@ class OpenCommit:
             self.finish()
 
 
-def _is_deleted(path: str, deletes: set[str]) -> bool:
-    if not deletes:
-        return False
-    if "/" in deletes or path in deletes:
-        return True
-    i = path.find("/", 1)
-    while i != -1:
-        if path[:i] in deletes:
-            return True
-        i = path.find("/", i + 1)
-    return False
 
 
 def _read_upto(src: Any, n: int) -> bytes:
